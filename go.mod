@@ -1,0 +1,3 @@
+module github.com/portmux/portmux
+
+go 1.26.0
