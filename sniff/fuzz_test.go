@@ -1,0 +1,56 @@
+package sniff
+
+import (
+	"testing"
+	"unsafe"
+)
+
+// FuzzParse checks Parse's invariants on any input: no panic; every slice
+// in the result lies inside the input (or, for TLS values split across
+// records, inside the result's scratch space); and parsing the prefixes one
+// after another settles on the verdicts of the whole.
+func FuzzParse(f *testing.F) {
+	for _, b := range corpusInputs(f) {
+		f.Add(b, 0)
+		f.Add(b, 64)
+	}
+	f.Add([]byte("GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n"), 0)
+	f.Fuzz(func(t *testing.T, b []byte, limit int) {
+		limit = limit % (DefaultLimit + 1)
+		var r Result
+		r.Parse(b, limit)
+		inside := func(name string, s []byte) {
+			if len(s) == 0 {
+				return
+			}
+			p := uintptr(unsafe.Pointer(unsafe.SliceData(s)))
+			lo := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+			slo := uintptr(unsafe.Pointer(&r.scratch[0]))
+			inB := p >= lo && p+uintptr(len(s)) <= lo+uintptr(len(b))
+			inScratch := p >= slo && p+uintptr(len(s)) <= slo+uintptr(len(r.scratch))
+			if !inB && !inScratch {
+				t.Fatalf("%s points outside the input", name)
+			}
+		}
+		h := &r.HTTP1
+		for _, s := range [][]byte{h.Method, h.Target, h.Host, h.WebSocketKey, h.WebSocketVer, h.HTTP2Settings, h.head} {
+			inside("HTTP1 field", s)
+		}
+		for _, s := range h.Upgrades() {
+			inside("Upgrade token", s)
+		}
+		inside("ServerName", r.TLS.ServerName)
+		for _, s := range r.TLS.ALPN() {
+			inside("ALPN", s)
+		}
+		inside("TLVs", r.Proxy.TLVs)
+		inside("SSH", r.SSH.SoftwareVersion)
+		if h.Verdict == Match {
+			_, _ = h.Header("x")
+			_ = h.WebSocket()
+		}
+		if len(b) <= 512 {
+			checkPrefixes(t, b, limit)
+		}
+	})
+}
