@@ -173,4 +173,3 @@ func TestScanners(t *testing.T) {
 		}
 	}
 }
-
