@@ -1,0 +1,171 @@
+package mux
+
+import (
+	"crypto/tls"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+
+	"github.com/portmux/portmux/sniff"
+)
+
+// Conn is a connection the mux delivered. Its first Reads return the bytes
+// the mux read while sniffing (after any trusted PROXY header, which is
+// stripped), then it reads the socket directly. It keeps the whole
+// net.Conn contract, and once the replay is drained it gets out of the way:
+// NetConn returns the accepted connection, and io.Copy to or from a Conn
+// reaches *net.TCPConn, so Linux can splice.
+type Conn struct {
+	net.Conn // the accepted connection
+
+	mu      sync.Mutex
+	replay  []byte  // sniffed bytes not yet read
+	buf     *[]byte // the pooled buffer replay points into
+	drained atomic.Bool
+
+	proto      sniff.Protocol
+	route      string
+	serverName string
+	alpn       []string
+	remote     net.Addr // from a trusted PROXY header
+	local      net.Addr
+}
+
+var (
+	_ net.Conn      = (*Conn)(nil)
+	_ io.WriterTo   = (*Conn)(nil)
+	_ io.ReaderFrom = (*Conn)(nil)
+)
+
+// Read reads the sniffed bytes first, then from the connection.
+func (c *Conn) Read(p []byte) (int, error) {
+	if !c.drained.Load() {
+		c.mu.Lock()
+		if len(c.replay) > 0 {
+			n := copy(p, c.replay)
+			c.replay = c.replay[n:]
+			if len(c.replay) == 0 {
+				c.release()
+			}
+			c.mu.Unlock()
+			return n, nil
+		}
+		c.mu.Unlock()
+	}
+	return c.Conn.Read(p)
+}
+
+// release returns the sniff buffer to its pool; c.mu is held.
+func (c *Conn) release() {
+	c.replay = nil
+	if c.buf != nil {
+		putBuf(c.buf)
+		c.buf = nil
+	}
+	c.drained.Store(true)
+}
+
+// Buffered returns how many sniffed bytes are still to be read.
+func (c *Conn) Buffered() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.replay)
+}
+
+// NetConn returns the accepted connection. Read from it only once
+// Buffered is zero, or the sniffed bytes are skipped.
+func (c *Conn) NetConn() net.Conn { return c.Conn }
+
+// Close closes the connection and frees the sniffed bytes not yet read.
+func (c *Conn) Close() error {
+	c.mu.Lock()
+	c.release()
+	c.mu.Unlock()
+	return c.Conn.Close()
+}
+
+// WriteTo writes the sniffed bytes to w, then copies the connection to w
+// until EOF. Between two TCP connections the copy is a splice.
+func (c *Conn) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	c.mu.Lock()
+	if len(c.replay) > 0 {
+		n, err := w.Write(c.replay)
+		total += int64(n)
+		c.replay = c.replay[n:]
+		if err != nil {
+			c.mu.Unlock()
+			return total, err
+		}
+	}
+	c.release()
+	c.mu.Unlock()
+	if rf, ok := unwrapWriter(w).(io.ReaderFrom); ok {
+		n, err := rf.ReadFrom(c.Conn)
+		return total + n, err
+	}
+	n, err := io.Copy(w, struct{ io.Reader }{c.Conn})
+	return total + n, err
+}
+
+// ReadFrom copies r to the connection, unwrapping a drained *Conn source
+// so that TCP to TCP is a splice.
+func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
+	if src, ok := r.(*Conn); ok && src.drained.Load() {
+		r = src.Conn
+	}
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{c.Conn}, r)
+}
+
+func unwrapWriter(w io.Writer) io.Writer {
+	if c, ok := w.(*Conn); ok {
+		return c.Conn
+	}
+	return w
+}
+
+// RemoteAddr is the client's address: the source in a trusted PROXY
+// header if there was one, else the peer's.
+func (c *Conn) RemoteAddr() net.Addr {
+	if c.remote != nil {
+		return c.remote
+	}
+	return c.Conn.RemoteAddr()
+}
+
+// LocalAddr is the destination in a trusted PROXY header if there was one,
+// else the socket's own address.
+func (c *Conn) LocalAddr() net.Addr {
+	if c.local != nil {
+		return c.local
+	}
+	return c.Conn.LocalAddr()
+}
+
+// Protocol is what the sniffed bytes were recognised as.
+func (c *Conn) Protocol() sniff.Protocol { return c.proto }
+
+// Route is the name of the route that took the connection.
+func (c *Conn) Route() string { return c.route }
+
+// ServerName is the TLS SNI host name, or "".
+func (c *Conn) ServerName() string { return c.serverName }
+
+// ALPN is the list of ALPN protocols the TLS client offered, or nil.
+func (c *Conn) ALPN() []string { return c.alpn }
+
+// Proxied reports whether the addresses came from a trusted PROXY header.
+func (c *Conn) Proxied() bool { return c.remote != nil }
+
+// ConnectionState returns the TLS state when the accepted connection is a
+// *tls.Conn (a Mux over a TLS listener), and false otherwise.
+func (c *Conn) ConnectionState() (tls.ConnectionState, bool) {
+	if tc, ok := c.Conn.(*tls.Conn); ok {
+		return tc.ConnectionState(), true
+	}
+	return tls.ConnectionState{}, false
+}

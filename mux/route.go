@@ -1,0 +1,180 @@
+package mux
+
+import (
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// A Handler serves connections that a route delivered. ServeConn is called
+// in the goroutine that sniffed the connection, with no hand-off between;
+// it owns c and must close it. Shutdown waits for ServeConn to return.
+type Handler interface {
+	ServeConn(c *Conn)
+}
+
+// HandlerFunc adapts a function to a Handler.
+type HandlerFunc func(c *Conn)
+
+// ServeConn calls f(c).
+func (f HandlerFunc) ServeConn(c *Conn) { f(c) }
+
+type route struct {
+	name    string
+	match   Matcher
+	handler Handler   // one of handler
+	ln      *Listener // and ln is set
+	n       atomic.Uint64
+}
+
+func (m *Mux) loadRoutes() []*route {
+	if p := m.routes.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (m *Mux) addRoute(r *route) {
+	m.routeMu.Lock()
+	defer m.routeMu.Unlock()
+	old := m.loadRoutes()
+	rs := make([]*route, len(old), len(old)+1)
+	copy(rs, old)
+	rs = append(rs, r)
+	m.routes.Store(&rs)
+}
+
+// Listen adds a route, after those added before it, that delivers the
+// connections match accepts to the returned Listener. name labels the
+// route in Stats and logs.
+func (m *Mux) Listen(name string, match Matcher) *Listener {
+	l := &Listener{
+		m:    m,
+		name: name,
+		ch:   make(chan *Conn, m.queueLen()),
+		done: make(chan struct{}),
+	}
+	if m.isHardClosed() {
+		l.drop()
+	}
+	m.addRoute(&route{name: name, match: match, ln: l})
+	return l
+}
+
+// Handle adds a route, after those added before it, that calls h for the
+// connections match accepts.
+func (m *Mux) Handle(name string, match Matcher, h Handler) {
+	m.addRoute(&route{name: name, match: match, handler: h})
+}
+
+// HandleFunc adds a route that calls f; see Handle.
+func (m *Mux) HandleFunc(name string, match Matcher, f func(c *Conn)) {
+	m.Handle(name, match, HandlerFunc(f))
+}
+
+// Listener is a route's net.Listener. Closing it closes only this route:
+// connections it would have taken are then closed (ReasonRouteClosed).
+type Listener struct {
+	m    *Mux
+	name string
+	ch   chan *Conn
+	done chan struct{}
+	once sync.Once
+}
+
+var _ net.Listener = (*Listener)(nil)
+
+// Accept waits for the next connection of this route. After the route or
+// the Mux is closed it returns an error matching net.ErrClosed; after
+// Shutdown, it first returns the connections still queued.
+func (l *Listener) Accept() (net.Conn, error) {
+	select {
+	case <-l.done:
+		return nil, errClosed
+	case <-l.m.hardDone:
+		return nil, errClosed
+	default:
+	}
+	select {
+	case c := <-l.ch:
+		return c, nil
+	case <-l.done:
+		return nil, errClosed
+	case <-l.m.hardDone:
+		return nil, errClosed
+	case <-l.m.drained:
+		select {
+		case c := <-l.ch:
+			return c, nil
+		default:
+			return nil, errClosed
+		}
+	}
+}
+
+// Close closes this route only, and the connections queued on it.
+func (l *Listener) Close() error {
+	l.drop()
+	return nil
+}
+
+// drop closes the route and every connection still queued.
+func (l *Listener) drop() {
+	l.once.Do(func() { close(l.done) })
+	l.closeQueued()
+}
+
+func (l *Listener) closeQueued() {
+	for {
+		select {
+		case c := <-l.ch:
+			c.Close()
+		default:
+			return
+		}
+	}
+}
+
+func (l *Listener) isClosed() bool {
+	select {
+	case <-l.done:
+		return true
+	case <-l.m.hardDone:
+		return true
+	default:
+		return false
+	}
+}
+
+// Addr returns the Mux's listening address.
+func (l *Listener) Addr() net.Addr { return l.m.Addr() }
+
+// deliver queues c, waiting up to wait for room. It reports why it could
+// not, or ReasonNone.
+func (l *Listener) deliver(c *Conn, wait time.Duration) Reason {
+	if l.isClosed() {
+		return ReasonRouteClosed
+	}
+	select {
+	case l.ch <- c:
+	default:
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case l.ch <- c:
+		case <-l.done:
+			return ReasonRouteClosed
+		case <-l.m.hardDone:
+			return ReasonShutdown
+		case <-t.C:
+			return ReasonQueueFull
+		}
+	}
+	// A close that drained the queue before this send cannot have seen c:
+	// drain again so that nothing stays queued on a closed route.
+	if l.isClosed() {
+		l.closeQueued()
+	}
+	return ReasonNone
+}

@@ -1,0 +1,263 @@
+package mux
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/portmux/portmux/sniff"
+)
+
+// bufSize is the first read's buffer: a post-quantum ClientHello (about
+// 1.8 KiB) and a browser's WebSocket handshake fit with room to spare.
+const bufSize = 4 << 10
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, bufSize); return &b }}
+
+func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
+
+// putBuf pools buffers of the standard size; grown ones go to the GC.
+func putBuf(b *[]byte) {
+	if cap(*b) == bufSize {
+		*b = (*b)[:0]
+		bufPool.Put(b)
+	}
+}
+
+// state is what sniffing needs once bytes have arrived; pooled.
+type state struct {
+	res sniff.Result
+	in  Input
+}
+
+var statePool = sync.Pool{New: func() any { return new(state) }}
+
+// firstRead waits for c's first bytes and reads them into a pooled
+// buffer, which it takes only once bytes are there: a silent connection
+// holds no buffer. On a socket the read(2) happens inside
+// syscall.RawConn.Read, so the system calls are those of a plain Read:
+// read, EAGAIN, wait for the poller, read. Other conns use a plain Read.
+func firstRead(c net.Conn, limit int) (*[]byte, error) {
+	if buf, ok, err := rawFirstRead(c, limit); ok {
+		return buf, err
+	}
+	buf := getBuf()
+	n, err := c.Read((*buf)[:min(cap(*buf), limit)])
+	*buf = (*buf)[:n]
+	if n == 0 && err != nil {
+		putBuf(buf)
+		return nil, err
+	}
+	return buf, err
+}
+
+// serveConn sniffs c, decides, and delivers or rejects it. It runs in its
+// own goroutine, one per accepted connection. Until the first byte arrives
+// it holds no buffer and no parse state.
+func (m *Mux) serveConn(nc net.Conn) {
+	defer m.inflight.Done()
+	defer func() { <-m.sem }()
+	m.stats.accepted.Add(1)
+	start := time.Now()
+	c := &Conn{Conn: nc}
+	nc.SetReadDeadline(start.Add(m.sniffTimeout()))
+	m.track(c)
+
+	var buf *[]byte // nil until bytes arrive
+	var timedOut, eof bool
+	limit := m.maxSniffBytes()
+	routes := m.loadRoutes()
+	trusted := m.trusted(nc)
+	for {
+		st := statePool.Get().(*state)
+		var b []byte
+		if buf != nil {
+			b = *buf
+		}
+		st.res.Parse(b, limit)
+		if reason := m.checkProxy(&st.res, trusted); reason != ReasonNone {
+			m.reject(c, st, buf, reason)
+			return
+		}
+		final := timedOut || eof || len(b) >= limit
+		st.in = Input{Result: &st.res, Bytes: b[min(st.res.Offset, len(b)):], TimedOut: timedOut, Final: final}
+		r, more := matchRoutes(routes, &st.in)
+		if r != nil {
+			m.handOff(c, r, st, buf, start)
+			return
+		}
+		if !more && !final {
+			// No route will take it, but the mux's own answer (426, 400,
+			// 431, a TLS alert) may need the rest of the head.
+			_, v := st.res.Protocol()
+			more = v == sniff.NeedMore
+		}
+		if !more {
+			m.reject(c, st, buf, m.noMatchReason(&st.res, timedOut, eof))
+			return
+		}
+		statePool.Put(st)
+
+		// Read more: the first time, wait for bytes before taking a buffer.
+		if buf == nil {
+			var err error
+			buf, err = firstRead(nc, limit)
+			if err != nil {
+				if buf == nil && m.readFailed(c, err, &timedOut) {
+					return
+				}
+				if errors.Is(err, io.EOF) {
+					eof = true
+				}
+			}
+			continue
+		}
+		b = *buf
+		if len(b) == cap(b) {
+			grown := make([]byte, len(b), min(2*cap(b), limit))
+			copy(grown, b)
+			putBuf(buf)
+			buf = &grown
+			b = grown
+		}
+		n, err := nc.Read(b[len(b):min(cap(b), limit)])
+		*buf = b[:len(b)+n]
+		if err != nil && m.readFailed(c, err, &timedOut) {
+			putBuf(buf)
+			return
+		}
+		if errors.Is(err, io.EOF) {
+			eof = true
+		}
+	}
+}
+
+// readFailed handles a read error during sniffing. A deadline is the sniff
+// timeout, unless the mux is closing; anything else ends the connection.
+// It reports whether the connection is done with.
+func (m *Mux) readFailed(c *Conn, err error, timedOut *bool) bool {
+	if m.isClosing() {
+		m.finish(c, ReasonShutdown)
+		return true
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) && !*timedOut {
+		*timedOut = true
+		return false
+	}
+	if errors.Is(err, io.EOF) {
+		return false
+	}
+	m.finish(c, ReasonReadError)
+	return true
+}
+
+// matchRoutes returns the first route that matches, once every route
+// before it said no; or more=true if one before any match needs bytes.
+func matchRoutes(routes []*route, in *Input) (r *route, more bool) {
+	for _, r := range routes {
+		switch r.match(in) {
+		case sniff.Match:
+			return r, false
+		case sniff.NeedMore:
+			if !in.Final {
+				return nil, true
+			}
+		}
+	}
+	return nil, false
+}
+
+// handOff delivers c to r: the replay is the sniffed bytes after any PROXY
+// header, and the read deadline is cleared.
+func (m *Mux) handOff(c *Conn, r *route, st *state, buf *[]byte, start time.Time) {
+	if m.isClosing() {
+		statePool.Put(st)
+		if buf != nil {
+			putBuf(buf)
+		}
+		m.finish(c, ReasonShutdown)
+		return
+	}
+	res := &st.res
+	c.route = r.name
+	c.proto, _ = res.Protocol()
+	if res.TLS.Verdict == sniff.Match {
+		if len(res.TLS.ServerName) > 0 {
+			c.serverName = string(res.TLS.ServerName)
+		}
+		for _, a := range res.TLS.ALPN() {
+			c.alpn = append(c.alpn, string(a))
+		}
+	}
+	if res.Proxy.Verdict == sniff.Match && !res.Proxy.Local && res.Proxy.Src.IsValid() {
+		c.remote = net.TCPAddrFromAddrPort(res.Proxy.Src)
+		c.local = net.TCPAddrFromAddrPort(res.Proxy.Dst)
+	}
+	if buf != nil {
+		c.buf = buf
+		c.replay = (*buf)[res.Offset:]
+		if len(c.replay) == 0 {
+			c.release()
+		}
+	} else {
+		c.drained.Store(true)
+	}
+	statePool.Put(st)
+	c.Conn.SetReadDeadline(time.Time{})
+	m.untrack(c)
+	if m.isClosing() {
+		// Close raced with the decision; its deadline may have been
+		// cleared above.
+		m.finish(c, ReasonShutdown)
+		return
+	}
+	m.stats.sniffNanos.Add(uint64(time.Since(start)))
+	if r.ln != nil {
+		if reason := r.ln.deliver(c, m.sniffTimeout()); reason != ReasonNone {
+			m.finish(c, reason)
+			return
+		}
+		r.n.Add(1)
+		return
+	}
+	r.n.Add(1)
+	r.handler.ServeConn(c)
+}
+
+// trusted reports whether c's peer may send a PROXY header.
+func (m *Mux) trusted(c net.Conn) bool {
+	if len(m.TrustedProxies) == 0 {
+		return false
+	}
+	ta, ok := c.RemoteAddr().(*net.TCPAddr)
+	if !ok {
+		return false
+	}
+	a := ta.AddrPort().Addr().Unmap()
+	for _, p := range m.TrustedProxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkProxy rejects a PROXY header from an untrusted peer, or a broken one.
+func (m *Mux) checkProxy(res *sniff.Result, trusted bool) Reason {
+	switch res.Proxy.Verdict {
+	case sniff.NoMatch, sniff.NeedMore:
+		return ReasonNone
+	case sniff.Malformed, sniff.TooLarge:
+		if !trusted {
+			return ReasonProxyUntrusted
+		}
+		return ReasonProxyMalformed
+	}
+	if !trusted {
+		return ReasonProxyUntrusted
+	}
+	return ReasonNone
+}
