@@ -1,0 +1,150 @@
+package mux
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// needTool returns the path of an external program a test drives. Without
+// it the test is skipped, unless CI is set: there a missing tool fails.
+func needTool(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is not installed; .ci/run installs it", name)
+		}
+		t.Skipf("%s is not installed (CI unset, so skipping)", name)
+	}
+	return p
+}
+
+func runTool(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(needTool(t, name), args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// TestCurl: real curl against one port that serves h2c, HTTP/1.1 and an
+// upgrade-only answer, each on its own mux.
+func TestCurl(t *testing.T) {
+	needTool(t, "curl")
+	var h1, h2 *Listener
+	m := start(t, func(m *Mux) {
+		h2 = m.Listen("h2", HTTP2())
+		h1 = m.Listen("http1", HTTP1())
+	})
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%s via %s", r.Proto, r.URL.Path)
+	})
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	srv2 := &http.Server{Handler: handler, Protocols: &p}
+	srv1 := &http.Server{Handler: handler}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); srv2.Serve(h2) }()
+	go func() { defer wg.Done(); srv1.Serve(h1) }()
+	defer func() {
+		srv1.Close()
+		srv2.Close()
+		wg.Wait()
+	}()
+	url := "http://" + m.Addr().String()
+	if got := runTool(t, "curl", "-sS", "--max-time", "10", "--http2-prior-knowledge", url+"/h2"); got != "HTTP/2.0 via /h2" {
+		t.Errorf("curl --http2-prior-knowledge got %q", got)
+	}
+	if got := runTool(t, "curl", "-sS", "--max-time", "10", url+"/h1"); got != "HTTP/1.1 via /h1" {
+		t.Errorf("curl got %q", got)
+	}
+
+	up := start(t, func(m *Mux) { m.UpgradeOnly = []string{"websocket"} })
+	got := runTool(t, "curl", "-sS", "-i", "--max-time", "10", "http://"+up.Addr().String()+"/")
+	for _, want := range []string{"HTTP/1.1 426 Upgrade Required\r\n", "\r\nUpgrade: websocket\r\n", "\r\nConnection: Upgrade, close\r\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("curl -i on the upgrade-only port: no %q in %q", want, got)
+		}
+	}
+}
+
+// TestHAProxyProxyV2: HAProxy in front of the mux sends PROXY v2; the mux
+// trusts loopback, strips the header and reports the client's address.
+func TestHAProxyProxyV2(t *testing.T) {
+	haproxy := needTool(t, "haproxy")
+	got := make(chan string, 4)
+	m := start(t, func(m *Mux) {
+		m.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+		m.HandleFunc("http1", HTTP1(), func(c *Conn) {
+			defer c.Close()
+			got <- fmt.Sprintf("%s proxied=%v", c.RemoteAddr(), c.Proxied())
+			c.Write([]byte("HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n"))
+		})
+	})
+	front := freePort(t)
+	cfg := filepath.Join(t.TempDir(), "haproxy.cfg")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`global
+	log stderr format raw local0 emerg
+defaults
+	mode tcp
+	timeout connect 5s
+	timeout client 10s
+	timeout server 10s
+frontend f
+	bind %s
+	default_backend b
+backend b
+	server mux %s send-proxy-v2
+`, front, m.Addr())), 0o600)
+	cmd := exec.Command(haproxy, "-db", "-f", cfg)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}()
+	var c net.Conn
+	var err error
+	for range 200 {
+		if c, err = net.Dial("tcp", front); err == nil {
+			break
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("haproxy did not listen on %s: %v", front, err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	want := c.LocalAddr().String() + " proxied=true"
+	select {
+	case g := <-got:
+		if g != want {
+			t.Errorf("handler saw %s; want %s", g, want)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no connection reached the mux through haproxy")
+	}
+}
+
+func freePort(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
