@@ -12,25 +12,13 @@ import (
 	"sync"
 	"testing"
 	"time"
-)
 
-// needTool returns the path of an external program a test drives. Without
-// it the test is skipped, unless CI is set: there a missing tool fails.
-func needTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is not installed; .ci/run installs it", name)
-		}
-		t.Skipf("%s is not installed (CI unset, so skipping)", name)
-	}
-	return p
-}
+	"github.com/portmux/portmux/internal/testtool"
+)
 
 func runTool(t *testing.T, name string, args ...string) string {
 	t.Helper()
-	out, err := exec.Command(needTool(t, name), args...).CombinedOutput()
+	out, err := exec.Command(testtool.Need(t, name), args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 	}
@@ -40,7 +28,7 @@ func runTool(t *testing.T, name string, args ...string) string {
 // TestCurl: real curl against one port that serves h2c, HTTP/1.1 and an
 // upgrade-only answer, each on its own mux.
 func TestCurl(t *testing.T) {
-	needTool(t, "curl")
+	testtool.Need(t, "curl")
 	var h1, h2 *Listener
 	m := start(t, func(m *Mux) {
 		h2 = m.Listen("h2", HTTP2())
@@ -82,7 +70,7 @@ func TestCurl(t *testing.T) {
 // TestHAProxyProxyV2: HAProxy in front of the mux sends PROXY v2; the mux
 // trusts loopback, strips the header and reports the client's address.
 func TestHAProxyProxyV2(t *testing.T) {
-	haproxy := needTool(t, "haproxy")
+	haproxy := testtool.Need(t, "haproxy")
 	got := make(chan string, 4)
 	m := start(t, func(m *Mux) {
 		m.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
