@@ -1,0 +1,171 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
+	"github.com/portmux/portmux/internal/testtool"
+)
+
+// startDemo runs the default configuration on ephemeral ports.
+func startDemo(t *testing.T) (addr, upgradeAddr string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan [2]string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, config{addr: "127.0.0.1:0", upgradeAddr: "127.0.0.1:0", grace: 5 * time.Second}, io.Discard, ready)
+	}()
+	var a [2]string
+	select {
+	case a = <-ready:
+	case err := <-done:
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	return a[0], a[1]
+}
+
+func TestDemo(t *testing.T) {
+	addr, upAddr := startDemo(t)
+
+	get := func(tr *http.Transport, path string) (string, http.Header) {
+		t.Helper()
+		defer tr.CloseIdleConnections()
+		resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b), resp.Header
+	}
+	if got, _ := get(&http.Transport{}, "/proto"); got != "HTTP/1.1\n" {
+		t.Errorf("HTTP/1.1 /proto = %q", got)
+	}
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	if got, _ := get(&http.Transport{Protocols: &p}, "/proto"); got != "HTTP/2.0\n" {
+		t.Errorf("h2c /proto = %q", got)
+	}
+	if got, h := get(&http.Transport{}, "/"); !strings.Contains(got, "<title>portmux</title>") || h.Get("X-Protocol") != "HTTP/1.1" {
+		t.Errorf("page: %q, X-Protocol %q", got[:min(len(got), 80)], h.Get("X-Protocol"))
+	}
+
+	for _, a := range []string{addr, upAddr} {
+		conn, _, _, err := ws.Dial(context.Background(), "ws://"+a+"/echo")
+		if err != nil {
+			t.Fatalf("WebSocket to %s: %v", a, err)
+		}
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		if err := wsutil.WriteClientText(conn, []byte("hello")); err != nil {
+			t.Fatal(err)
+		}
+		msg, op, err := wsutil.ReadServerData(conn)
+		if err != nil || op != ws.OpText || string(msg) != "hello" {
+			t.Errorf("echo on %s: %q %v %v", a, msg, op, err)
+		}
+		conn.Close()
+	}
+
+	resp, err := http.Get("http://" + upAddr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	http.DefaultTransport.(*http.Transport).CloseIdleConnections()
+	if resp.StatusCode != http.StatusUpgradeRequired || resp.Header.Get("Upgrade") != "websocket" {
+		t.Errorf("upgrade-only port: %s, Upgrade %q", resp.Status, resp.Header.Get("Upgrade"))
+	}
+}
+
+// TestEchoKeepsEarlyFrames: a frame sent in the same write as the
+// handshake, before the 101, is echoed, not lost.
+func TestEchoKeepsEarlyFrames(t *testing.T) {
+	addr, _ := startDemo(t)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	var frame bytes.Buffer
+	f := ws.MaskFrame(ws.NewBinaryFrame([]byte("early")))
+	ws.WriteFrame(&frame, f)
+	io.WriteString(c, "GET /echo HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"+frame.String())
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 101 || resp.Header.Get("Sec-WebSocket-Accept") != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" {
+		t.Fatalf("handshake: %v %v", resp, err)
+	}
+	msg, _, err := wsutil.ReadServerData(struct {
+		io.Reader
+		io.Writer
+	}{br, c})
+	if err != nil || string(msg) != "early" {
+		t.Fatalf("early frame echoed as %q, %v", msg, err)
+	}
+}
+
+// TestEchoLimits: a message over the limit gets close 1009.
+func TestEchoLimits(t *testing.T) {
+	addr, _ := startDemo(t)
+	conn, br, _, err := ws.Dial(context.Background(), "ws://"+addr+"/echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if br != nil {
+		t.Fatal("server sent bytes before the client's first frame")
+	}
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	wsutil.WriteClientBinary(conn, make([]byte, maxEchoMessage+1))
+	hdr, err := ws.ReadHeader(conn)
+	if err != nil || hdr.OpCode != ws.OpClose {
+		t.Fatalf("after an oversize message: %+v, %v", hdr, err)
+	}
+	body := make([]byte, hdr.Length)
+	io.ReadFull(conn, body)
+	if code := binary.BigEndian.Uint16(body); code != uint16(ws.StatusMessageTooBig) {
+		t.Errorf("close code %d; want 1009", code)
+	}
+}
+
+// TestDemoInChromium loads the page in headless Chromium: it arrives over
+// HTTP/1.1, opens its WebSocket through the same port and shows the echo.
+func TestDemoInChromium(t *testing.T) {
+	chromium := testtool.Need(t, "chromium")
+	addr, _ := startDemo(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, chromium, "--headless", "--no-sandbox", "--disable-gpu",
+		"--disable-quic", "--no-first-run", "--disable-background-networking",
+		"--disable-component-update", "--disable-sync", "--user-data-dir="+t.TempDir(),
+		"--virtual-time-budget=10000", "--dump-dom", "http://"+addr+"/").Output()
+	if err != nil {
+		t.Fatalf("chromium: %v", err)
+	}
+	dom := string(out)
+	for _, want := range []string{`<code id="proto">HTTP/1.1</code>`, "WebSocket open\necho: hello through the mux\n"} {
+		if !strings.Contains(dom, want) {
+			t.Errorf("page after load lacks %q:\n%s", want, dom)
+		}
+	}
+}
