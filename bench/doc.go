@@ -1,0 +1,16 @@
+// Package bench holds comparative benchmarks for portmux: the sniffing
+// step alone (portmux's one parse against cmux v0.1.5's matchers), the
+// whole per-connection path from accept to the consumer's first read on
+// net.Pipe (no mux, portmux, cmux), and the loopback TCP connection rate
+// of an http.Server behind each.
+//
+// The benchmarks live in the test files; this file exists so that the
+// package builds and vets on its own. Run them with run.sh, which
+// interleaves the variants, repeats them and summarises with benchstat:
+//
+//	bench/run.sh
+//
+// Sub-benchmarks name their variant with an impl=... key (impl=portmux,
+// impl=cmux, impl=bare, impl=nomux), so `benchstat -col /impl` puts the
+// variants side by side. cmux is imported only here, as the baseline.
+package bench
