@@ -468,3 +468,72 @@ func waitFor(t *testing.T, cond func() bool) {
 	}
 	t.Fatal("condition not reached in 10 s")
 }
+
+// flakyListener fails its first n Accepts with a non-closed error.
+type flakyListener struct {
+	net.Listener
+	mu    sync.Mutex
+	fails int
+}
+
+func (l *flakyListener) Accept() (net.Conn, error) {
+	l.mu.Lock()
+	if l.fails > 0 {
+		l.fails--
+		l.mu.Unlock()
+		return nil, errors.New("accept: too many open files")
+	}
+	l.mu.Unlock()
+	return l.Listener.Accept()
+}
+
+// TestAcceptErrorsBackOff: errors that are not a closed listener neither
+// end Serve nor spin; Serve goes on accepting after them.
+func TestAcceptErrorsBackOff(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := New(&flakyListener{Listener: ln, fails: 4})
+	m.HandleFunc("http1", HTTP1(), echoHandler("http1"))
+	done := make(chan error, 1)
+	go func() { done <- m.Serve() }()
+	defer func() {
+		m.Close()
+		<-done
+	}()
+	if got := exchange(t, ln.Addr(), "GET / HTTP/1.1\r\nHost: a\r\n\r\n"); !strings.HasPrefix(got, "http1:") {
+		t.Fatalf("after accept errors got %q", got)
+	}
+}
+
+// TestMaxPending: with every pending slot taken by silent clients, the
+// mux stops accepting (the kernel's backlog holds the next client) until
+// a slot frees, then serves it.
+func TestMaxPending(t *testing.T) {
+	m := start(t, func(m *Mux) {
+		m.MaxPending = 2
+		m.SniffTimeout = time.Hour
+		m.HandleFunc("http1", HTTP1(), echoHandler("http1"))
+	})
+	var silent []net.Conn
+	for range 2 {
+		c, err := net.Dial("tcp", m.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		silent = append(silent, c)
+	}
+	waitFor(t, func() bool { return m.Stats().Accepted == 2 })
+	got := make(chan string, 1)
+	go func() { got <- exchange(t, m.Addr(), "GET / HTTP/1.1\r\nHost: a\r\n\r\n") }()
+	time.Sleep(100 * time.Millisecond)
+	if n := m.Stats().Accepted; n != 2 {
+		t.Fatalf("accepted %d connections with 2 pending slots", n)
+	}
+	io.WriteString(silent[0], "SSH-2.0-x\r\n") // no route: rejected, slot freed
+	if g := <-got; !strings.HasPrefix(g, "http1:") {
+		t.Fatalf("waiting client got %q", g)
+	}
+}

@@ -15,42 +15,72 @@ func FuzzParse(f *testing.F) {
 		f.Add(b, 64)
 	}
 	f.Add([]byte("GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n"), 0)
-	f.Fuzz(func(t *testing.T, b []byte, limit int) {
-		limit = limit % (DefaultLimit + 1)
-		var r Result
-		r.Parse(b, limit)
-		inside := func(name string, s []byte) {
-			if len(s) == 0 {
-				return
-			}
-			p := uintptr(unsafe.Pointer(unsafe.SliceData(s)))
-			lo := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
-			slo := uintptr(unsafe.Pointer(&r.scratch[0]))
-			inB := p >= lo && p+uintptr(len(s)) <= lo+uintptr(len(b))
-			inScratch := p >= slo && p+uintptr(len(s)) <= slo+uintptr(len(r.scratch))
-			if !inB && !inScratch {
-				t.Fatalf("%s points outside the input", name)
-			}
+	f.Fuzz(checkInvariants)
+}
+
+// Per-parser targets: each starts from its own protocol's captures, so the
+// fuzzer spends its time inside that parser; the invariants are the same.
+
+func FuzzHTTP1(f *testing.F) {
+	fuzzFrom(f, "curl_get.bin", "curl_post.bin", "chromium_websocket.bin", "curl_h2_upgrade.bin", "nghttp_upgrade.bin")
+}
+func FuzzTLS(f *testing.F) {
+	fuzzFrom(f, "go_tls_clienthello.bin", "go_tls_clienthello_split.bin", "openssl_s_client.bin")
+}
+func FuzzProxy(f *testing.F) { fuzzFrom(f, "haproxy_proxy_v1.bin", "haproxy_proxy_v2.bin") }
+func FuzzSSH(f *testing.F)   { fuzzFrom(f, "openssh_banner.bin") }
+func FuzzHTTP2(f *testing.F) {
+	fuzzFrom(f, "curl_h2_prior_knowledge.bin", "nghttp_prior_knowledge.bin")
+}
+
+func fuzzFrom(f *testing.F, files ...string) {
+	for _, name := range files {
+		f.Add(readCapture(f, name), 0)
+	}
+	f.Fuzz(checkInvariants)
+}
+
+func checkInvariants(t *testing.T, b []byte, limit int) {
+	limit = limit % (DefaultLimit + 1)
+	var r Result
+	r.Parse(b, limit)
+	inside := func(name string, s []byte) {
+		if len(s) == 0 {
+			return
 		}
-		h := &r.HTTP1
-		for _, s := range [][]byte{h.Method, h.Target, h.Host, h.WebSocketKey, h.WebSocketVer, h.HTTP2Settings, h.head} {
-			inside("HTTP1 field", s)
+		p := uintptr(unsafe.Pointer(unsafe.SliceData(s)))
+		lo := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+		slo := uintptr(unsafe.Pointer(&r.scratch[0]))
+		inB := p >= lo && p+uintptr(len(s)) <= lo+uintptr(len(b))
+		inScratch := p >= slo && p+uintptr(len(s)) <= slo+uintptr(len(r.scratch))
+		if !inB && !inScratch {
+			t.Fatalf("%s points outside the input", name)
 		}
-		for _, s := range h.Upgrades() {
-			inside("Upgrade token", s)
+	}
+	h := &r.HTTP1
+	for _, s := range [][]byte{h.Method, h.Target, h.Host, h.WebSocketKey, h.WebSocketVer, h.HTTP2Settings, h.head} {
+		inside("HTTP1 field", s)
+	}
+	for _, s := range h.Upgrades() {
+		inside("Upgrade token", s)
+	}
+	inside("ServerName", r.TLS.ServerName)
+	for _, s := range r.TLS.ALPN() {
+		inside("ALPN", s)
+	}
+	inside("TLVs", r.Proxy.TLVs)
+	inside("SSH", r.SSH.SoftwareVersion)
+	if h.Verdict == Match {
+		if h.HeadLen <= 0 || r.Offset+h.HeadLen > len(b) {
+			t.Fatalf("HeadLen %d outside the input of %d", h.HeadLen, len(b))
 		}
-		inside("ServerName", r.TLS.ServerName)
-		for _, s := range r.TLS.ALPN() {
-			inside("ALPN", s)
-		}
-		inside("TLVs", r.Proxy.TLVs)
-		inside("SSH", r.SSH.SoftwareVersion)
-		if h.Verdict == Match {
-			_, _ = h.Header("x")
-			_ = h.WebSocket()
-		}
-		if len(b) <= 512 {
-			checkPrefixes(t, b, limit)
-		}
-	})
+		_, _ = h.Header("x")
+		_ = h.WebSocket()
+	}
+	if r.TLS.Verdict == Match && r.Offset+r.TLS.Len > len(b) {
+		t.Fatalf("ClientHello length %d outside the input of %d", r.TLS.Len, len(b))
+	}
+	if len(b) <= 512 {
+		checkPrefixes(t, b, limit)
+	}
 }

@@ -114,8 +114,11 @@ func (r *Result) Parse(b []byte, limit int) {
 	case Match:
 		r.Offset = r.Proxy.Len
 	}
-	p := b[r.Offset:]
+	// Every parser sees the payload cut at the limit, so that no verdict
+	// depends on bytes past it.
 	limit -= r.Offset
+	p := b[r.Offset:]
+	p = p[:min(len(p), limit)]
 	if len(p) == 0 {
 		r.HTTP1.Verdict, r.HTTP2, r.TLS.Verdict, r.SSH.Verdict = NeedMore, NeedMore, NeedMore, NeedMore
 		return
@@ -128,11 +131,17 @@ func (r *Result) Parse(b []byte, limit int) {
 		return
 	case c == 'P':
 		r.HTTP2 = parsePreface(p)
+		if r.HTTP2 == NeedMore && len(p) == limit {
+			r.HTTP2 = TooLarge
+		}
 		if r.HTTP2 == Match {
 			return
 		}
 	case c == 'S':
 		r.SSH.parse(p)
+		if r.SSH.Verdict == NeedMore && len(p) == limit {
+			r.SSH.Verdict = TooLarge
+		}
 		if r.SSH.Verdict == Match {
 			return
 		}
