@@ -40,6 +40,7 @@ if [[ ${SUMMARIZE_ONLY:-} != 1 ]]; then
 		echo "round $i/$ROUNDS" >&2
 		go test -run '^$' -bench 'Sniff|ConnPath' -benchmem -benchtime "$BENCHTIME" -count 1 ./bench/ >>"$raw"
 		go test -run '^$' -bench 'Loopback' -benchmem -benchtime "${LOOPBACK_N}x" -count 1 ./bench/ >>"$raw"
+		go test -run '^$' -bench 'SilentConns' -benchtime 1x -count 1 ./bench/ >>"$raw"
 	done
 	elapsed=$(($(date +%s) - start))
 	echo "$elapsed" >"$out/latest-elapsed.txt"
@@ -57,6 +58,9 @@ elapsed=$(cat "$out/latest-elapsed.txt" 2>/dev/null || echo '?')
 	echo
 	echo "## BenchmarkLoopback: http.Server, one connection per request, $LOOPBACK_N conns x $ROUNDS rounds"
 	benchstat -filter '.name:Loopback' -col '/impl@(bare portmux cmux)' "$raw"
+	echo
+	echo "## BenchmarkSilentConns: memory per connection that has sent nothing (heap + stacks)"
+	benchstat -filter '.name:SilentConns' -col '/impl@(held bare portmux cmux)' "$raw"
 } | tee "$out/latest.txt"
 
 # Markdown: medians of each metric per variant, and ratios.
@@ -78,11 +82,12 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 	echo "\`cmux\` uses HTTP1Fast for the HTTP/1 route, \`cmux-http1\` uses HTTP1."
 	echo "baseline is \`nomux\` (ConnPath) or \`bare\` (Loopback)."
 	echo "proc-cpu-us/conn is user+system CPU of the whole process (client and server)."
+	echo "B/conn-over-held is heap + stack per silent connection beyond the sockets' own cost."
 	echo
 	echo "| benchmark | metric | portmux | cmux | cmux-http1 | baseline | portmux/cmux | portmux/cmux-http1 | portmux/baseline |"
 	echo "|---|---|--:|--:|--:|--:|--:|--:|--:|"
 	# Each result line: name, iterations, then value-unit pairs.
-	awk 'BEGIN { rank["conns/s"] = 1; rank["ns/op"] = 2; rank["proc-cpu-us/conn"] = 3; rank["allocs/op"] = 4 }
+	awk 'BEGIN { rank["conns/s"] = 1; rank["ns/op"] = 2; rank["proc-cpu-us/conn"] = 3; rank["allocs/op"] = 4; rank["B/conn-over-held"] = 5 }
 	$1 ~ /^Benchmark/ {
 		name = $1; sub(/-[0-9]+$/, "", name)
 		impl = name; sub(/.*\/impl=/, "", impl); sub(/\/.*/, "", impl)
