@@ -22,7 +22,7 @@ func Example() {
 	h2 := m.Listen("h2c", mux.HTTP2())
 	m.HandleFunc("websocket", mux.WebSocket(), func(c *mux.Conn) {
 		defer c.Close()
-		// A real handler completes the handshake (package wsbridge).
+		// A real handler completes the handshake; cmd/portmux/echo.go does.
 		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\n\r\n")
 	})
 	h1 := m.Listen("http1", mux.HTTP1())

@@ -25,8 +25,8 @@ func runTool(t *testing.T, name string, args ...string) string {
 	return string(out)
 }
 
-// TestCurl: real curl against one port that serves h2c, HTTP/1.1 and an
-// upgrade-only answer, each on its own mux.
+// TestCurl: real curl and nghttp against one port that serves h2c and
+// HTTP/1.1, and curl against an upgrade-only port.
 func TestCurl(t *testing.T) {
 	testtool.Need(t, "curl")
 	var h1, h2 *Listener
@@ -56,6 +56,10 @@ func TestCurl(t *testing.T) {
 	}
 	if got := runTool(t, "curl", "-sS", "--max-time", "10", url+"/h1"); got != "HTTP/1.1 via /h1" {
 		t.Errorf("curl got %q", got)
+	}
+	// nghttp2's client with prior knowledge, the way gRPC clients connect.
+	if got := runTool(t, "nghttp", "-t", "10", url+"/nghttp"); got != "HTTP/2.0 via /nghttp" {
+		t.Errorf("nghttp got %q", got)
 	}
 
 	up := start(t, func(m *Mux) { m.UpgradeOnly = []string{"websocket"} })

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -31,10 +32,55 @@ func acceptKey(key []byte) string {
 	return base64.StdEncoding.EncodeToString(h.Sum(nil))
 }
 
+// echoServer serves the echo and, at shutdown, tells its clients it is
+// going away (close 1001) instead of keeping the drain waiting on them.
+type echoServer struct {
+	mu       sync.Mutex
+	conns    map[*mux.Conn]struct{}
+	stopping bool
+}
+
+func newEchoServer() *echoServer { return &echoServer{conns: map[*mux.Conn]struct{}{}} }
+
+// serve is the mux Handler.
+func (e *echoServer) serve(c *mux.Conn) {
+	e.mu.Lock()
+	if e.stopping {
+		e.mu.Unlock()
+		c.Close()
+		return
+	}
+	e.conns[c] = struct{}{}
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		delete(e.conns, c)
+		e.mu.Unlock()
+	}()
+	serveEcho(c, e.isStopping)
+}
+
+func (e *echoServer) isStopping() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.stopping
+}
+
+// goAway interrupts every echo's read; each then sends close 1001.
+func (e *echoServer) goAway() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.stopping = true
+	for c := range e.conns {
+		c.SetReadDeadline(time.Now())
+	}
+}
+
 // serveEcho completes the WebSocket handshake the mux routed here and
-// echoes every message. It reads the head byte-exactly, so frames a client
-// sends right behind its handshake are kept.
-func serveEcho(c *mux.Conn) {
+// echoes every message until the client leaves or stopping says so. It
+// reads the head byte-exactly, so frames a client sends right behind its
+// handshake are kept.
+func serveEcho(c *mux.Conn, stopping func() bool) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	head := make([]byte, 0, c.Buffered())
@@ -69,10 +115,21 @@ func serveEcho(c *mux.Conn) {
 		MaxMessageSize: maxEchoMessage,
 		OnIntermediate: wsutil.ControlFrameHandler(c, ws.StateServerSide),
 	}
+	goingAway := ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusGoingAway, "server shutting down"))
 	for {
+		// Set the deadline, then look at stopping: goAway sets stopping
+		// before it moves the deadline, so one of the two is seen.
 		c.SetDeadline(time.Now().Add(echoIdle))
+		if stopping() {
+			ws.WriteFrame(c, goingAway)
+			return
+		}
 		hdr, err := r.NextFrame()
 		if err != nil {
+			if stopping() {
+				ws.WriteFrame(c, goingAway)
+				return
+			}
 			closeWith(c, err)
 			return
 		}

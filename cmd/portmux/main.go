@@ -85,14 +85,15 @@ func run(ctx context.Context, cfg config, out io.Writer, ready chan<- [2]string)
 	m := mux.New(ln)
 	m.Logger = log
 	h2 := m.Listen("h2c", mux.HTTP2())
-	m.HandleFunc("websocket", mux.And(mux.WebSocket(), mux.PathPrefix("/echo")), serveEcho)
+	echo := newEchoServer()
+	m.HandleFunc("websocket", mux.And(mux.WebSocket(), mux.PathPrefix("/echo")), echo.serve)
 	h1 := m.Listen("http1", mux.HTTP1())
 
 	// Port 2: upgrade-only.
 	u := mux.New(uln)
 	u.Logger = log
 	u.UpgradeOnly = []string{"websocket"}
-	u.HandleFunc("websocket", mux.WebSocket(), serveEcho)
+	u.HandleFunc("websocket", mux.WebSocket(), echo.serve)
 
 	var p http.Protocols
 	p.SetUnencryptedHTTP2(true)
@@ -132,10 +133,11 @@ try:
 	fmt.Fprintln(out, "portmux: shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.grace)
 	defer cancel()
-	var errs []error
+	echo.goAway() // WebSocket clients would otherwise hold the drain for the whole grace
+	var drainErr error
 	for _, f := range []func(context.Context) error{m.Shutdown, u.Shutdown, srv1.Shutdown, srv2.Shutdown} {
-		if err := f(sctx); err != nil {
-			errs = append(errs, err)
+		if e := f(sctx); e != nil && drainErr == nil {
+			drainErr = fmt.Errorf("connections still open after the %v grace period were closed", cfg.grace)
 		}
 	}
 	m.Close()
@@ -143,7 +145,7 @@ try:
 	srv1.Close()
 	srv2.Close()
 	wg.Wait()
-	return errors.Join(errs...)
+	return drainErr
 }
 
 // site serves the page and a plain-text answer that names the protocol.

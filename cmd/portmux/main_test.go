@@ -169,3 +169,41 @@ func TestDemoInChromium(t *testing.T) {
 		}
 	}
 }
+
+// TestShutdownWithOpenWebSocket: an open echo does not hold the drain; the
+// client gets close 1001 and run returns without error.
+func TestShutdownWithOpenWebSocket(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan [2]string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, config{addr: "127.0.0.1:0", upgradeAddr: "127.0.0.1:0", grace: time.Minute}, io.Discard, ready)
+	}()
+	a := <-ready
+	conn, _, _, err := ws.Dial(context.Background(), "ws://"+a[0]+"/echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	wsutil.WriteClientText(conn, []byte("hi"))
+	wsutil.ReadServerData(conn)
+	cancel()
+	hdr, err := ws.ReadHeader(conn)
+	if err != nil || hdr.OpCode != ws.OpClose {
+		t.Fatalf("at shutdown the client read %+v, %v; want a close frame", hdr, err)
+	}
+	body := make([]byte, hdr.Length)
+	io.ReadFull(conn, body)
+	if code := binary.BigEndian.Uint16(body); code != uint16(ws.StatusGoingAway) {
+		t.Errorf("close code %d; want 1001", code)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("shutdown waited on the open WebSocket")
+	}
+}
