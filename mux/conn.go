@@ -24,6 +24,7 @@ type Conn struct {
 	buf     *[]byte // the pooled buffer replay points into
 	drained atomic.Bool
 
+	pending    bool // holds a MaxPending slot; only the sniffing goroutine uses it
 	proto      sniff.Protocol
 	route      string
 	serverName string
@@ -88,19 +89,26 @@ func (c *Conn) Close() error {
 // WriteTo writes the sniffed bytes to w, then copies the connection to w
 // until EOF. Between two TCP connections the copy is a splice.
 func (c *Conn) WriteTo(w io.Writer) (int64, error) {
-	var total int64
+	// Take the replay out under the lock and write it without: a write that
+	// blocks must not block Close.
 	c.mu.Lock()
-	if len(c.replay) > 0 {
-		n, err := w.Write(c.replay)
+	replay, buf := c.replay, c.buf
+	c.replay, c.buf = nil, nil
+	c.drained.Store(true)
+	c.mu.Unlock()
+	var total int64
+	if len(replay) > 0 {
+		n, err := w.Write(replay)
 		total += int64(n)
-		c.replay = c.replay[n:]
+		if buf != nil {
+			putBuf(buf)
+		}
 		if err != nil {
-			c.mu.Unlock()
 			return total, err
 		}
+	} else if buf != nil {
+		putBuf(buf)
 	}
-	c.release()
-	c.mu.Unlock()
 	if rf, ok := unwrapWriter(w).(io.ReaderFrom); ok {
 		n, err := rf.ReadFrom(c.Conn)
 		return total + n, err

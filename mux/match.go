@@ -105,6 +105,9 @@ func WebSocket() Matcher {
 
 // PathPrefix matches an HTTP/1.x request whose target starts with prefix,
 // to be combined with And, e.g. And(WebSocket(), PathPrefix("/vnc")).
+// It routes a connection by its first request only (later requests on a
+// keep-alive connection go the same way) and compares bytes as sent, so
+// "/public" also matches "/public/../admin": it is no access control.
 func PathPrefix(prefix string) Matcher {
 	return func(in *Input) sniff.Verdict {
 		if v := verdict(in.HTTP1.Verdict); v != sniff.Match {

@@ -207,7 +207,17 @@ func (m *Mux) Serve() error {
 			continue
 		}
 		delay = 0
+		// Add under closeMu, which stop takes too: once Shutdown has
+		// stopped the mux, no new hand-off can slip past its Wait.
+		m.closeMu.Lock()
+		if m.closed {
+			m.closeMu.Unlock()
+			c.Close()
+			<-m.sem
+			return ErrMuxClosed
+		}
 		m.inflight.Add(1)
+		m.closeMu.Unlock()
 		go m.serveConn(c)
 	}
 }

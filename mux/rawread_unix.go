@@ -53,8 +53,15 @@ func (r *rawReader) read(fd uintptr) bool {
 // rawFirstRead reads through the socket's RawConn; ok is false for conns
 // that are no sockets.
 func rawFirstRead(c net.Conn, limit int) (buf *[]byte, ok bool, err error) {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
+	// Only the net package's own sockets: a wrapper that embeds one also
+	// has SyscallConn, but reading the fd would go around its Read.
+	var sc syscall.Conn
+	switch c := c.(type) {
+	case *net.TCPConn:
+		sc = c
+	case *net.UnixConn:
+		sc = c
+	default:
 		return nil, false, nil
 	}
 	rc, err := sc.SyscallConn()

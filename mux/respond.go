@@ -146,7 +146,8 @@ func (m *Mux) reject(c *Conn, st *state, buf *[]byte, reason Reason) {
 		resp, isHTTP = m.resp.notFound, true
 	case ReasonTimeout:
 		// A partial HTTP head gets 408; silence gets nothing.
-		resp, isHTTP = respTimeout, res.HTTP1.Verdict == sniff.NeedMore && buf != nil && len(*buf) > 0
+		resp, isHTTP = respTimeout, res.HTTP1.Verdict == sniff.NeedMore && res.Proxy.Verdict != sniff.NeedMore &&
+			buf != nil && len(*buf) > 0
 	}
 	head := string(res.HTTP1.Method) == "HEAD"
 	statePool.Put(st)

@@ -59,10 +59,10 @@ func firstRead(c net.Conn, limit int) (*[]byte, error) {
 // it holds no buffer and no parse state.
 func (m *Mux) serveConn(nc net.Conn) {
 	defer m.inflight.Done()
-	defer func() { <-m.sem }()
 	m.stats.accepted.Add(1)
 	start := time.Now()
-	c := &Conn{Conn: nc}
+	c := &Conn{Conn: nc, pending: true}
+	defer m.releaseSlot(c)
 	nc.SetReadDeadline(start.Add(m.sniffTimeout()))
 	m.track(c)
 
@@ -215,6 +215,9 @@ func (m *Mux) handOff(c *Conn, r *route, st *state, buf *[]byte, start time.Time
 		return
 	}
 	m.stats.sniffNanos.Add(uint64(time.Since(start)))
+	// Decided: the MaxPending slot bounds sniffing, not the connection's
+	// life in a Handler or a queue.
+	m.releaseSlot(c)
 	if r.ln != nil {
 		if reason := r.ln.deliver(c, m.sniffTimeout()); reason != ReasonNone {
 			m.finish(c, reason)
@@ -224,7 +227,29 @@ func (m *Mux) handOff(c *Conn, r *route, st *state, buf *[]byte, start time.Time
 		return
 	}
 	r.n.Add(1)
+	m.serveHandler(r, c)
+}
+
+// serveHandler calls the route's Handler. A panic in it ends only this
+// connection, as net/http does for a request.
+func (m *Mux) serveHandler(r *route, c *Conn) {
+	defer func() {
+		if err := recover(); err != nil {
+			if m.Logger != nil {
+				m.Logger.Error("mux: handler panicked", "route", r.name, "remote", c.Conn.RemoteAddr(), "panic", err)
+			}
+			c.Close()
+		}
+	}()
 	r.handler.ServeConn(c)
+}
+
+// releaseSlot gives back c's MaxPending slot, once.
+func (m *Mux) releaseSlot(c *Conn) {
+	if c.pending {
+		c.pending = false
+		<-m.sem
+	}
 }
 
 // trusted reports whether c's peer may send a PROXY header.

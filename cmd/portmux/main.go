@@ -134,12 +134,20 @@ try:
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.grace)
 	defer cancel()
 	echo.goAway() // WebSocket clients would otherwise hold the drain for the whole grace
+	// The four drains run at once, each with the whole grace period.
 	var drainErr error
+	var mu sync.Mutex
+	var drains sync.WaitGroup
 	for _, f := range []func(context.Context) error{m.Shutdown, u.Shutdown, srv1.Shutdown, srv2.Shutdown} {
-		if e := f(sctx); e != nil && drainErr == nil {
-			drainErr = fmt.Errorf("connections still open after the %v grace period were closed", cfg.grace)
-		}
+		drains.Go(func() {
+			if e := f(sctx); e != nil {
+				mu.Lock()
+				drainErr = fmt.Errorf("connections still open after the %v grace period were closed", cfg.grace)
+				mu.Unlock()
+			}
+		})
 	}
+	drains.Wait()
 	m.Close()
 	u.Close()
 	srv1.Close()

@@ -7,6 +7,9 @@
 //	ws := m.Match(cmuxcompat.Matcher(mux.WebSocket()))
 //	h1 := m.Match(cmuxcompat.Matcher(mux.HTTP1()))
 //
+// The adapter trusts no PROXY protocol header: a connection that starts
+// with one matches nothing.
+//
 // cmux still reads each matcher's bytes from the start and blocks while a
 // matcher waits; for one pass over the bytes, bounded waits and the rest,
 // move to package mux.
@@ -41,6 +44,11 @@ func Matcher(m mux.Matcher) cmux.Matcher {
 		n := 0
 		for {
 			s.res.Parse(s.buf[:n], MaxBytes)
+			if v := s.res.Proxy.Verdict; v != sniff.NoMatch && v != sniff.NeedMore {
+				// cmux would pass the PROXY header on to the server:
+				// this adapter trusts none.
+				return false
+			}
 			final := n == MaxBytes
 			in := mux.Input{Result: &s.res, Bytes: s.buf[s.res.Offset:n], Final: final}
 			switch v := m(&in); {
@@ -53,6 +61,9 @@ func Matcher(m mux.Matcher) cmux.Matcher {
 			n += k
 			if err != nil {
 				s.res.Parse(s.buf[:n], MaxBytes)
+				if s.res.Proxy.Verdict != sniff.NoMatch {
+					return false
+				}
 				in := mux.Input{Result: &s.res, Bytes: s.buf[s.res.Offset:n], Final: true}
 				return m(&in) == sniff.Match
 			}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -62,5 +63,17 @@ func TestWithCmux(t *testing.T) {
 		if string(got) != tt.want {
 			t.Errorf("%.20q got %q; want %q", tt.in, got, tt.want)
 		}
+	}
+}
+
+// TestNoProxyHeader: the adapter does not match past a PROXY header, which
+// cmux would hand on to the server.
+func TestNoProxyHeader(t *testing.T) {
+	match := Matcher(mux.HTTP1())
+	if match(strings.NewReader("PROXY TCP4 192.0.2.1 192.0.2.2 1 2\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n")) {
+		t.Error("matched a request behind a PROXY header")
+	}
+	if !match(strings.NewReader("GET / HTTP/1.1\r\nHost: a\r\n\r\n")) {
+		t.Error("did not match a plain request")
 	}
 }

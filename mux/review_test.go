@@ -1,0 +1,185 @@
+package mux
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Regression tests for faults a review found.
+
+// TestHandlerReleasesPendingSlot: MaxPending bounds sniffing, not the life
+// of connections in a Handler.
+func TestHandlerReleasesPendingSlot(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	m := start(t, func(m *Mux) {
+		m.MaxPending = 2
+		m.HandleFunc("hold", HTTP1(), func(c *Conn) {
+			<-release
+			c.Close()
+		})
+		m.HandleFunc("other", SSH(), echoHandler("other"))
+	})
+	for range 2 {
+		c, err := net.Dial("tcp", m.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	}
+	waitFor(t, func() bool { return m.Stats().Routed["hold"] == 2 })
+	if got := exchange(t, m.Addr(), "SSH-2.0-x\r\n"); !strings.HasPrefix(got, "other:") {
+		t.Fatalf("with 2 connections in a Handler, a third got %q", got)
+	}
+}
+
+// TestWriteToDoesNotBlockClose: a WriteTo stuck writing the replay must not
+// keep Close from returning.
+func TestWriteToDoesNotBlockClose(t *testing.T) {
+	m := start(t, func(m *Mux) {})
+	l := m.Listen("http1", HTTP1())
+	c1, err := net.Dial("tcp", m.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c1.Close()
+	io.WriteString(c1, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	c, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe() // nobody reads pr: the write blocks
+	go c.(*Conn).WriteTo(pw)
+	time.Sleep(50 * time.Millisecond)
+	closed := make(chan struct{})
+	go func() {
+		c.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close blocked behind WriteTo")
+	}
+	pr.Close()
+}
+
+// countingConn wraps a *net.TCPConn, as metrics and decoders do.
+type countingConn struct {
+	*net.TCPConn
+	n *atomic.Int64
+}
+
+func (c countingConn) Read(p []byte) (int, error) {
+	n, err := c.TCPConn.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+type countingTCPListener struct {
+	net.Listener
+	n atomic.Int64
+}
+
+func (l *countingTCPListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return countingConn{c.(*net.TCPConn), &l.n}, nil
+}
+
+// TestWrapperReadIsUsed: the mux reads through a listener's conn wrapper,
+// never around it, even though the wrapper has SyscallConn.
+func TestWrapperReadIsUsed(t *testing.T) {
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := &countingTCPListener{Listener: tcp}
+	m := New(ln)
+	m.HandleFunc("http1", HTTP1(), echoHandler("http1"))
+	done := make(chan error, 1)
+	go func() { done <- m.Serve() }()
+	defer func() {
+		m.Close()
+		<-done
+	}()
+	req := "GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+	if got := exchange(t, tcp.Addr(), req); !strings.HasPrefix(got, "http1:") {
+		t.Fatalf("got %q", got)
+	}
+	if n := ln.n.Load(); n < int64(len(req)) {
+		t.Errorf("the wrapper's Read saw %d bytes; want the %d sent", n, len(req))
+	}
+}
+
+// lateListener hands out a connection only when told, even after Close:
+// a connection accepted in the instant the mux stops.
+type lateListener struct {
+	entered chan struct{}
+	release chan net.Conn
+	once    sync.Once
+}
+
+func (l *lateListener) Accept() (net.Conn, error) {
+	l.once.Do(func() { close(l.entered) })
+	c, ok := <-l.release
+	if !ok {
+		return nil, net.ErrClosed
+	}
+	return c, nil
+}
+func (l *lateListener) Close() error   { return nil }
+func (l *lateListener) Addr() net.Addr { return pipeAddr{} }
+
+// TestNoHandOffAfterShutdown: a connection accepted as Shutdown stops the
+// mux is closed by Serve, not sniffed behind Shutdown's back.
+func TestNoHandOffAfterShutdown(t *testing.T) {
+	l := &lateListener{entered: make(chan struct{}), release: make(chan net.Conn)}
+	m := New(l)
+	var rejected atomic.Int64
+	m.OnReject = func(net.Conn, Reason) { rejected.Add(1) }
+	m.HandleFunc("any", Any(), func(c *Conn) { c.Close() })
+	served := make(chan error, 1)
+	go func() { served <- m.Serve() }()
+	<-l.entered
+	if err := m.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	client, server := net.Pipe()
+	l.release <- server
+	if err := <-served; !errors.Is(err, ErrMuxClosed) {
+		t.Errorf("Serve: %v", err)
+	}
+	client.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := client.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("late connection: %v; want it closed", err)
+	}
+	if m.Stats().Accepted != 0 || rejected.Load() != 0 {
+		t.Errorf("a connection was sniffed after Shutdown returned")
+	}
+	close(l.release)
+}
+
+// TestHandlerPanic ends only the connection that panicked.
+func TestHandlerPanic(t *testing.T) {
+	m := start(t, func(m *Mux) {
+		m.HandleFunc("boom", SSH(), func(c *Conn) { panic("boom") })
+		m.HandleFunc("http1", HTTP1(), echoHandler("http1"))
+	})
+	if got := exchange(t, m.Addr(), "SSH-2.0-x\r\n"); got != "" {
+		t.Errorf("panicking handler's client got %q; want a close", got)
+	}
+	if got := exchange(t, m.Addr(), "GET / HTTP/1.1\r\nHost: a\r\n\r\n"); !strings.HasPrefix(got, "http1:") {
+		t.Errorf("after a panic the mux answered %q", got)
+	}
+}
