@@ -89,12 +89,8 @@ var _ net.Listener = (*Listener)(nil)
 // the Mux is closed it returns an error matching net.ErrClosed; after
 // Shutdown, it first returns the connections still queued.
 func (l *Listener) Accept() (net.Conn, error) {
-	select {
-	case <-l.done:
+	if l.isClosed() {
 		return nil, errClosed
-	case <-l.m.hardDone:
-		return nil, errClosed
-	default:
 	}
 	select {
 	case c := <-l.ch:
@@ -136,15 +132,17 @@ func (l *Listener) closeQueued() {
 	}
 }
 
+// isClosed checks the two channels one at a time: a one-case select is a
+// lock-free poll of an open channel, where a two-case one runs selectgo,
+// which locks both and, on the sniffing goroutine's first hand-off, needs
+// more stack than the goroutine starts with.
 func (l *Listener) isClosed() bool {
 	select {
 	case <-l.done:
 		return true
-	case <-l.m.hardDone:
-		return true
 	default:
-		return false
 	}
+	return l.m.isHardClosed()
 }
 
 // Addr returns the Mux's listening address.
@@ -159,16 +157,8 @@ func (l *Listener) deliver(c *Conn, wait time.Duration) Reason {
 	select {
 	case l.ch <- c:
 	default:
-		t := time.NewTimer(wait)
-		defer t.Stop()
-		select {
-		case l.ch <- c:
-		case <-l.done:
-			return ReasonRouteClosed
-		case <-l.m.hardDone:
-			return ReasonShutdown
-		case <-t.C:
-			return ReasonQueueFull
+		if reason := l.waitRoom(c, wait); reason != ReasonNone {
+			return reason
 		}
 	}
 	// A close that drained the queue before this send cannot have seen c:
@@ -177,4 +167,24 @@ func (l *Listener) deliver(c *Conn, wait time.Duration) Reason {
 		l.closeQueued()
 	}
 	return ReasonNone
+}
+
+// waitRoom is deliver's slow path, for a full queue. It is kept out of
+// line so that its timer and four-case select do not enlarge deliver's
+// frame on every hand-off.
+//
+//go:noinline
+func (l *Listener) waitRoom(c *Conn, wait time.Duration) Reason {
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case l.ch <- c:
+		return ReasonNone
+	case <-l.done:
+		return ReasonRouteClosed
+	case <-l.m.hardDone:
+		return ReasonShutdown
+	case <-t.C:
+		return ReasonQueueFull
+	}
 }

@@ -58,11 +58,10 @@ func firstRead(c net.Conn, limit int) (*[]byte, error) {
 // own goroutine, one per accepted connection. Until the first byte arrives
 // it holds no buffer and no parse state.
 func (m *Mux) serveConn(nc net.Conn) {
-	defer m.inflight.Done()
 	m.stats.accepted.Add(1)
 	start := time.Now()
 	c := &Conn{Conn: nc, pending: true}
-	defer m.releaseSlot(c)
+	defer m.sniffDone(c)
 	nc.SetReadDeadline(start.Add(m.sniffTimeout()))
 	m.track(c)
 
@@ -83,7 +82,10 @@ func (m *Mux) serveConn(nc net.Conn) {
 			return
 		}
 		final := timedOut || eof || len(b) >= limit
-		st.in = Input{Result: &st.res, Bytes: b[min(st.res.Offset, len(b)):], TimedOut: timedOut, Final: final}
+		// Field by field: an Input literal is built on the stack and
+		// copied, and serveConn's frame is on every path that blocks.
+		st.in.Result, st.in.Bytes = &st.res, b[min(st.res.Offset, len(b)):]
+		st.in.TimedOut, st.in.Final = timedOut, final
 		r, more := matchRoutes(routes, &st.in)
 		if r != nil {
 			m.handOff(c, r, st, buf, start)
@@ -102,37 +104,47 @@ func (m *Mux) serveConn(nc net.Conn) {
 		statePool.Put(st)
 
 		// Read more: the first time, wait for bytes before taking a buffer.
+		var err error
 		if buf == nil {
-			var err error
 			buf, err = firstRead(nc, limit)
-			if err != nil {
-				if buf == nil && m.readFailed(c, err, &timedOut) {
-					return
-				}
-				if errors.Is(err, io.EOF) {
-					eof = true
-				}
+			if buf == nil && err != nil && m.readFailed(c, err, &timedOut) {
+				return
 			}
-			continue
-		}
-		b = *buf
-		if len(b) == cap(b) {
-			grown := make([]byte, len(b), min(2*cap(b), limit))
-			copy(grown, b)
-			putBuf(buf)
-			buf = &grown
-			b = grown
-		}
-		n, err := nc.Read(b[len(b):min(cap(b), limit)])
-		*buf = b[:len(b)+n]
-		if err != nil && m.readFailed(c, err, &timedOut) {
-			putBuf(buf)
-			return
+		} else {
+			if len(*buf) == cap(*buf) {
+				buf = grow(buf, limit)
+			}
+			b = *buf
+			var n int
+			n, err = nc.Read(b[len(b):min(cap(b), limit)])
+			*buf = b[:len(b)+n]
+			if err != nil && m.readFailed(c, err, &timedOut) {
+				putBuf(buf)
+				return
+			}
 		}
 		if errors.Is(err, io.EOF) {
 			eof = true
 		}
 	}
+}
+
+// sniffDone gives back c's MaxPending slot if handOff has not, and ends
+// the connection's hand-off: one deferred call, where two defers took more
+// of serveConn's frame.
+func (m *Mux) sniffDone(c *Conn) {
+	m.releaseSlot(c)
+	m.inflight.Done()
+}
+
+// grow returns a buffer of twice buf's capacity, up to limit, holding
+// buf's bytes; buf goes back to its pool.
+func grow(buf *[]byte, limit int) *[]byte {
+	b := *buf
+	grown := make([]byte, len(b), min(2*cap(b), limit))
+	copy(grown, b)
+	putBuf(buf)
+	return &grown
 }
 
 // readFailed handles a read error during sniffing. A deadline is the sniff

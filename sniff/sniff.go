@@ -95,7 +95,11 @@ func (r *Result) Parse(b []byte, limit int) {
 	}
 	// Reset every field that is read, leaving the token arrays and the
 	// scratch space, which are read only up to their counts.
-	r.Proxy, r.Offset, r.HTTP2, r.SSH = ProxyHeader{}, 0, NoMatch, SSHBanner{}
+	// One field at a time: a tuple assignment of the two structs builds
+	// them on the stack first, doubling Parse's frame.
+	r.Proxy = ProxyHeader{}
+	r.SSH = SSHBanner{}
+	r.Offset, r.HTTP2 = 0, NoMatch
 	r.HTTP1.reset()
 	r.TLS.reset()
 	r.nScratch = 0
