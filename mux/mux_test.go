@@ -293,30 +293,40 @@ func TestProxyProtocol(t *testing.T) {
 	}
 }
 
-func TestHTTPServersOnRoutes(t *testing.T) {
+// startHTTPRoutes runs a Mux with an h2c route and an HTTP/1 route, each
+// served by an http.Server whose handler answers "<proto> via <path>".
+// The h2c server is returned so that a test can close that route.
+func startHTTPRoutes(t *testing.T) (*Mux, *http.Server, *http.Protocols) {
+	t.Helper()
 	var h1, h2 *Listener
 	m := start(t, func(m *Mux) {
 		h2 = m.Listen("h2", HTTP2())
 		h1 = m.Listen("http1", HTTP1())
 	})
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintf(w, "%s %s", r.Proto, r.URL.Path)
+		fmt.Fprintf(w, "%s via %s", r.Proto, r.URL.Path)
 	})
-	var p http.Protocols
+	p := new(http.Protocols)
 	p.SetUnencryptedHTTP2(true)
-	srv2 := &http.Server{Handler: handler, Protocols: &p}
+	srv2 := &http.Server{Handler: handler, Protocols: p}
 	srv1 := &http.Server{Handler: handler}
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); srv2.Serve(h2) }()
 	go func() { defer wg.Done(); srv1.Serve(h1) }()
-	defer func() {
+	t.Cleanup(func() {
 		srv1.Close()
 		srv2.Close()
 		wg.Wait()
-	}()
+	})
+	return m, srv2, p
+}
 
-	tr := &http.Transport{Protocols: &p}
+func TestHTTPServersOnRoutes(t *testing.T) {
+	m, srv2, p := startHTTPRoutes(t)
+	h2 := m.loadRoutes()[0].ln
+
+	tr := &http.Transport{Protocols: p}
 	defer tr.CloseIdleConnections()
 	resp, err := (&http.Client{Transport: tr}).Get("http://" + m.Addr().String() + "/two")
 	if err != nil {
@@ -324,7 +334,7 @@ func TestHTTPServersOnRoutes(t *testing.T) {
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if string(b) != "HTTP/2.0 /two" {
+	if string(b) != "HTTP/2.0 via /two" {
 		t.Errorf("h2c route answered %q", b)
 	}
 	resp, err = http.Get("http://" + m.Addr().String() + "/one")
@@ -333,7 +343,7 @@ func TestHTTPServersOnRoutes(t *testing.T) {
 	}
 	b, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if string(b) != "HTTP/1.1 /one" {
+	if string(b) != "HTTP/1.1 via /one" {
 		t.Errorf("http1 route answered %q", b)
 	}
 	http.DefaultTransport.(*http.Transport).CloseIdleConnections()

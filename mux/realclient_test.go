@@ -3,13 +3,11 @@ package mux
 import (
 	"fmt"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,27 +27,7 @@ func runTool(t *testing.T, name string, args ...string) string {
 // HTTP/1.1, and curl against an upgrade-only port.
 func TestCurl(t *testing.T) {
 	testtool.Need(t, "curl")
-	var h1, h2 *Listener
-	m := start(t, func(m *Mux) {
-		h2 = m.Listen("h2", HTTP2())
-		h1 = m.Listen("http1", HTTP1())
-	})
-	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintf(w, "%s via %s", r.Proto, r.URL.Path)
-	})
-	var p http.Protocols
-	p.SetUnencryptedHTTP2(true)
-	srv2 := &http.Server{Handler: handler, Protocols: &p}
-	srv1 := &http.Server{Handler: handler}
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); srv2.Serve(h2) }()
-	go func() { defer wg.Done(); srv1.Serve(h1) }()
-	defer func() {
-		srv1.Close()
-		srv2.Close()
-		wg.Wait()
-	}()
+	m, _, _ := startHTTPRoutes(t)
 	url := "http://" + m.Addr().String()
 	if got := runTool(t, "curl", "-sS", "--max-time", "10", "--http2-prior-knowledge", url+"/h2"); got != "HTTP/2.0 via /h2" {
 		t.Errorf("curl --http2-prior-knowledge got %q", got)
