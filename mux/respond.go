@@ -108,7 +108,7 @@ func (m *Mux) acceptsUpgrade(token string) bool {
 		return true
 	}
 	for _, t := range m.UpgradeOnly {
-		if t == token {
+		if strings.EqualFold(t, token) {
 			return true
 		}
 	}
@@ -169,7 +169,10 @@ func (m *Mux) reject(c *Conn, st *state, buf *[]byte, reason Reason) {
 		}
 	case reason == ReasonTLSNoRoute && !m.isClosing():
 		nc.SetWriteDeadline(time.Now().Add(m.lingerTimeout()))
-		nc.Write(tlsAlertUnrecognizedName)
+		if _, err := nc.Write(tlsAlertUnrecognizedName); err == nil {
+			m.lingerClose(c, buf) // so that a reset does not overtake the alert
+			return
+		}
 	}
 	if buf != nil {
 		putBuf(buf)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -183,3 +184,30 @@ func TestHandlerPanic(t *testing.T) {
 		t.Errorf("after a panic the mux answered %q", got)
 	}
 }
+
+// TestTrustedProxiesMapped: a prefix written as IPv4-mapped IPv6 trusts
+// the IPv4 peer it names.
+func TestTrustedProxiesMapped(t *testing.T) {
+	peer := &net.TCPAddr{IP: net.IPv4(192, 0, 2, 7), Port: 1}
+	for _, prefix := range []string{"192.0.2.0/24", "::ffff:192.0.2.0/120"} {
+		m := &Mux{TrustedProxies: []netip.Prefix{netip.MustParsePrefix(prefix)}}
+		if !m.trusted(addrConn{peer}) {
+			t.Errorf("%s does not trust %v", prefix, peer)
+		}
+	}
+	m := &Mux{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}}
+	if m.trusted(addrConn{peer}) {
+		t.Errorf("198.51.100.0/24 trusts %v", peer)
+	}
+}
+
+type addrConn struct{ remote net.Addr }
+
+func (c addrConn) RemoteAddr() net.Addr           { return c.remote }
+func (addrConn) Read([]byte) (int, error)         { return 0, io.EOF }
+func (addrConn) Write(b []byte) (int, error)      { return len(b), nil }
+func (addrConn) Close() error                     { return nil }
+func (addrConn) LocalAddr() net.Addr              { return nil }
+func (addrConn) SetDeadline(time.Time) error      { return nil }
+func (addrConn) SetReadDeadline(time.Time) error  { return nil }
+func (addrConn) SetWriteDeadline(time.Time) error { return nil }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
 	"time"
@@ -274,8 +275,9 @@ func (m *Mux) trusted(c net.Conn) bool {
 		return false
 	}
 	a := ta.AddrPort().Addr().Unmap()
+	mapped := netip.AddrFrom16(a.As16()) // ::ffff:a.b.c.d, for prefixes written that way
 	for _, p := range m.TrustedProxies {
-		if p.Contains(a) {
+		if p.Contains(a) || p.Contains(mapped) {
 			return true
 		}
 	}
