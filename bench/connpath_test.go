@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portmux/portmux/internal/testtool"
 	"github.com/portmux/portmux/mux"
 	"github.com/soheilhy/cmux"
 )
@@ -69,7 +70,7 @@ type delivery struct {
 // (if any) and one consumer goroutine per route, each of which accepts,
 // reads the whole capture and reports on got.
 type connRig struct {
-	ln   *pipeListener
+	ln   *testtool.PipeListener
 	got  chan delivery
 	quit chan struct{} // closed by stop: consumers stop reporting
 	// watchdog bounds the wait for a delivery; it is reset, not remade,
@@ -82,7 +83,7 @@ type connRig struct {
 }
 
 func startConnRig(impl string, routes []routeKind, want []byte) (*connRig, error) {
-	rig := &connRig{ln: newPipeListener(), got: make(chan delivery, 1), quit: make(chan struct{})}
+	rig := &connRig{ln: testtool.NewPipeListener(), got: make(chan delivery, 1), quit: make(chan struct{})}
 	rig.watchdog = time.NewTimer(connWait)
 	rig.watchdog.Stop()
 	var wg sync.WaitGroup
@@ -187,7 +188,7 @@ func startConnRig(impl string, routes []routeKind, want []byte) (*connRig, error
 // one makes a connection, writes capture and waits until a consumer has
 // read it all, returning that consumer's report.
 func (rig *connRig) one(capture []byte) delivery {
-	c, err := rig.ln.dial()
+	c, err := rig.ln.Dial()
 	if err != nil {
 		return delivery{-1, err}
 	}

@@ -6,58 +6,14 @@ import (
 	"io"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/portmux/portmux/internal/testtool"
 	"github.com/portmux/portmux/sniff"
 	"golang.org/x/net/nettest"
 )
-
-// pipeListener hands out the server side of net.Pipe pairs.
-type pipeListener struct {
-	ch   chan net.Conn
-	done chan struct{}
-	once sync.Once
-}
-
-func newPipeListener() *pipeListener {
-	return &pipeListener{ch: make(chan net.Conn, 16), done: make(chan struct{})}
-}
-
-func (l *pipeListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.ch:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *pipeListener) Close() error {
-	l.once.Do(func() { close(l.done) })
-	return nil
-}
-
-func (l *pipeListener) Addr() net.Addr { return pipeAddr{} }
-
-// dial returns the client side of a new pipe whose server side the
-// listener accepts.
-func (l *pipeListener) dial() net.Conn {
-	c, s := net.Pipe()
-	select {
-	case l.ch <- s:
-	case <-l.done:
-		s.Close()
-	}
-	return c
-}
-
-type pipeAddr struct{}
-
-func (pipeAddr) Network() string { return "pipe" }
-func (pipeAddr) String() string  { return "pipe" }
 
 // TestConnContract runs x/net's net.Conn conformance tests on Conns the mux
 // delivered over loopback TCP: one that never had bytes to replay, and one
@@ -157,7 +113,7 @@ func TestReplay(t *testing.T) {
 // the Silent route.
 func TestDeadlinesOnPipe(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		pl := newPipeListener()
+		pl := testtool.NewPipeListener()
 		m := New(pl)
 		m.SniffTimeout = 5 * time.Second
 		m.LingerTimeout = time.Second
@@ -169,7 +125,7 @@ func TestDeadlinesOnPipe(t *testing.T) {
 		go m.Serve()
 
 		start := time.Now()
-		c := pl.dial()
+		c, _ := pl.Dial()
 		io.WriteString(c, "GET / HTTP/1.1\r\nHo")
 		got, _ := io.ReadAll(c)
 		if !strings.HasPrefix(string(got), "HTTP/1.1 408 Request Timeout\r\n") {
@@ -182,7 +138,7 @@ func TestDeadlinesOnPipe(t *testing.T) {
 		c.Close()
 
 		start = time.Now()
-		c = pl.dial()
+		c, _ = pl.Dial()
 		got, _ = io.ReadAll(c)
 		if string(got) != "hello, silent one\n" || time.Since(start) != 5*time.Second {
 			t.Errorf("silent client got %q after %v", got, time.Since(start))

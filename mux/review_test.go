@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/portmux/portmux/internal/testtool"
 )
 
 // Regression tests for faults a review found.
@@ -140,7 +142,7 @@ func (l *lateListener) Accept() (net.Conn, error) {
 	return c, nil
 }
 func (l *lateListener) Close() error   { return nil }
-func (l *lateListener) Addr() net.Addr { return pipeAddr{} }
+func (l *lateListener) Addr() net.Addr { return testtool.PipeAddr{} }
 
 // TestNoHandOffAfterShutdown: a connection accepted as Shutdown stops the
 // mux is closed by Serve, not sniffed behind Shutdown's back.
