@@ -1,6 +1,9 @@
 package sniff
 
-import "errors"
+import (
+	"encoding/binary"
+	"errors"
+)
 
 // Why an HTTP/1 head is Malformed. Each maps to one response: ErrVersion to
 // 505 HTTP Version Not Supported (RFC 9110 §15.6.6), every other to 400.
@@ -380,9 +383,25 @@ func (h *HTTP1Head) parseHead(b []byte) (Verdict, error) {
 
 // lineEnd finds the CRLF ending the line that continues at i, allowing HTAB
 // and rejecting every other control byte. It returns the index of the CR.
+//
+// Field values are checked eight bytes at a time: a word whose bytes are
+// all printable ASCII or obs-text is skipped with a few arithmetic
+// operations, and the first control byte's position comes from the word's
+// mask.
 func lineEnd(b []byte, i int) (int, Verdict, error) {
 	for {
-		i = scanLine(b, i)
+		for ; i+8 <= len(b); i += 8 {
+			x := binary.LittleEndian.Uint64(b[i:])
+			// A byte below 0x20 or equal to 0x7F (high bit clear in both
+			// cases) sets its high bit in one of these two terms.
+			y := x ^ (lo8 * 0x7F)
+			if m := ((x-lo8*0x20)&^x | (y-lo8)&^y) & hi8; m != 0 {
+				i += firstFlagged(m)
+				break
+			}
+		}
+		for ; i < len(b) && b[i] >= 0x20 && b[i] != 0x7F; i++ {
+		}
 		if i == len(b) {
 			return 0, NeedMore, nil
 		}
@@ -407,6 +426,17 @@ func lineEnd(b []byte, i int) (int, Verdict, error) {
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
+// Names of 8 bytes or more, compared a word at a time.
+var (
+	nameConnection       = newFoldName("connection")
+	nameKeepAlive        = newFoldName("keep-alive")
+	nameContentLength    = newFoldName("content-length")
+	nameHTTP2Settings    = newFoldName("http2-settings")
+	nameTransferEncoding = newFoldName("transfer-encoding")
+	nameWebSocketKey     = newFoldName("sec-websocket-key")
+	nameWebSocketVersion = newFoldName("sec-websocket-version")
+)
+
 // field records one header field that routing needs; others are skipped.
 func (h *HTTP1Head) field(name, value []byte) error {
 	switch len(name) {
@@ -420,7 +450,7 @@ func (h *HTTP1Head) field(name, value []byte) error {
 			return h.upgradeList(value)
 		}
 	case 10:
-		if equalFold(name, "connection") {
+		if equalFoldWords(name, &nameConnection) {
 			for rest := value; len(rest) > 0; {
 				var opt []byte
 				opt, rest = nextListElem(rest)
@@ -429,31 +459,31 @@ func (h *HTTP1Head) field(name, value []byte) error {
 					h.Conn |= ConnUpgrade
 				case equalFold(opt, "close"):
 					h.Conn |= ConnClose
-				case equalFold(opt, "keep-alive"):
+				case equalFoldWords(opt, &nameKeepAlive):
 					h.Conn |= ConnKeepAlive
-				case equalFold(opt, "http2-settings"):
+				case equalFoldWords(opt, &nameHTTP2Settings):
 					h.Conn |= ConnHTTP2Settings
 				}
 			}
 		}
 	case 14:
 		switch {
-		case equalFold(name, "content-length"):
+		case equalFoldWords(name, &nameContentLength):
 			return h.contentLength(value)
-		case equalFold(name, "http2-settings"):
+		case equalFoldWords(name, &nameHTTP2Settings):
 			h.HTTP2Settings = value
 			h.nSettings++
 		}
 	case 17:
 		switch {
-		case equalFold(name, "transfer-encoding"):
+		case equalFoldWords(name, &nameTransferEncoding):
 			h.TransferEncoding = true
-		case equalFold(name, "sec-websocket-key"):
+		case equalFoldWords(name, &nameWebSocketKey):
 			h.WebSocketKey = value
 			h.nKey++
 		}
 	case 21:
-		if equalFold(name, "sec-websocket-version") {
+		if equalFoldWords(name, &nameWebSocketVersion) {
 			h.WebSocketVer = value
 			h.nVer++
 		}

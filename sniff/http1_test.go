@@ -149,12 +149,12 @@ func TestHTTP1TooLarge(t *testing.T) {
 	}
 }
 
-// TestScanners checks the word-at-a-time scanners against byte loops, for
-// every byte value at every position of a word and at the tail.
+// TestScanners checks scanToken and lineEnd against byte loops, for every
+// byte value at every position of the words they read and of the tail.
 func TestScanners(t *testing.T) {
 	for c := 0; c < 256; c++ {
-		for pos := 0; pos < 12; pos++ {
-			b := []byte("abcdefghijklmnop")
+		for pos := 0; pos < 22; pos++ {
+			b := []byte("abcdefghijklmnopqrstuv\r\n")
 			b[pos] = byte(c)
 			wantTok := 0
 			for wantTok < len(b) && isTchar[b[wantTok]] {
@@ -163,13 +163,51 @@ func TestScanners(t *testing.T) {
 			if got := scanToken(b, 0); got != wantTok {
 				t.Fatalf("scanToken with %#x at %d = %d; want %d", c, pos, got, wantTok)
 			}
-			wantLine := 0
-			for wantLine < len(b) && b[wantLine] >= 0x20 && b[wantLine] != 0x7F {
-				wantLine++
+			end, v, err := lineEnd(b, 0)
+			switch {
+			case c == '\r':
+				if v != Malformed || err != ErrBareCR {
+					t.Fatalf("lineEnd with CR at %d: %v %v", pos, v, err)
+				}
+			case c == '\n':
+				if v != Malformed || err != ErrBareLF {
+					t.Fatalf("lineEnd with LF at %d: %v %v", pos, v, err)
+				}
+			case (c < 0x20 && c != '\t') || c == 0x7F:
+				if v != Malformed || err != ErrControl {
+					t.Fatalf("lineEnd with %#x at %d: %v %v", c, pos, v, err)
+				}
+			default:
+				if v != Match || end != 22 {
+					t.Fatalf("lineEnd with %#x at %d = %d, %v, %v", c, pos, end, v, err)
+				}
 			}
-			if got := scanLine(b, 0); got != wantLine {
-				t.Fatalf("scanLine with %#x at %d = %d; want %d", c, pos, got, wantLine)
+		}
+	}
+}
+
+// TestEqualFoldWords checks the word-at-a-time comparison against a
+// byte-wise fold for every byte a header name or value may hold, at every
+// position of every name it is used for.
+func TestEqualFoldWords(t *testing.T) {
+	for _, name := range []string{"connection", "keep-alive", "content-length", "http2-settings", "transfer-encoding",
+		"sec-websocket-key", "sec-websocket-version", "12345678", "a/b-c.d-e"} {
+		f := newFoldName(name)
+		for c := 0; c < 256; c++ {
+			if c < 0x20 && c != '\t' || c == 0x7F {
+				continue
 			}
+			for pos := range len(name) {
+				b := []byte(name)
+				b[pos] = byte(c)
+				want := lower(byte(c)) == name[pos]
+				if got := equalFoldWords(b, &f); got != want {
+					t.Fatalf("equalFoldWords(%q, %q) = %v; want %v", b, name, got, want)
+				}
+			}
+		}
+		if !equalFoldWords([]byte(strings.ToUpper(name)), &f) || equalFoldWords([]byte(name[1:]), &f) {
+			t.Fatalf("%s: basic cases", name)
 		}
 	}
 }
