@@ -74,7 +74,7 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 	echo "| CPU | $cpu |"
 	echo "| Go | $(go version | cut -d' ' -f3-) |"
 	echo "| date | $(date -u '+%Y-%m-%d %H:%M UTC') |"
-	echo "| commit | $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . 2>/dev/null || echo ' (with uncommitted changes)') |"
+	echo "| commit | $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!bench/results' 2>/dev/null || echo ' (with uncommitted changes)') |"
 	echo "| run | $ROUNDS rounds, -benchtime $BENCHTIME, loopback ${LOOPBACK_N}x; ${elapsed} s |"
 	echo
 	echo "Medians over the rounds. For time and allocations, a ratio below 1 means"
