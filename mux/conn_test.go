@@ -60,17 +60,7 @@ func TestReplay(t *testing.T) {
 	const rest = "and the rest"
 	m := start(t, func(m *Mux) {})
 	l := m.Listen("http1", HTTP1())
-	c1, err := net.Dial("tcp", m.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c1.Close()
-	io.WriteString(c1, first)
-	nc, err := l.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := nc.(*Conn)
+	c1, c := dialRoute(t, m, l, first)
 	if c.Buffered() != len(first) || c.Protocol() != sniff.HTTP1 || c.Route() != "http1" {
 		t.Fatalf("Buffered %d, Protocol %v, Route %q", c.Buffered(), c.Protocol(), c.Route())
 	}
@@ -96,11 +86,8 @@ func TestReplay(t *testing.T) {
 	c.Close()
 
 	// WriteTo gives the replay then the stream.
-	c1, _ = net.Dial("tcp", m.Addr().String())
-	defer c1.Close()
-	io.WriteString(c1, first+rest)
+	c1, nc := dialRoute(t, m, l, first+rest)
 	c1.(*net.TCPConn).CloseWrite()
-	nc, _ = l.Accept()
 	var out bytes.Buffer
 	if _, err := io.Copy(&out, nc); err != nil || out.String() != first+rest {
 		t.Fatalf("io.Copy from Conn = %q, %v", out.String(), err)

@@ -31,6 +31,12 @@ func start(t testing.TB, setup func(m *Mux)) *Mux {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startOn(t, ln, setup)
+}
+
+// startOn is start over a listener of the test's own.
+func startOn(t testing.TB, ln net.Listener, setup func(m *Mux)) *Mux {
+	t.Helper()
 	m := New(ln)
 	setup(m)
 	done := make(chan error, 1)
@@ -42,6 +48,23 @@ func start(t testing.TB, setup func(m *Mux)) *Mux {
 		}
 	})
 	return m
+}
+
+// dialRoute sends first on a new connection to m and returns the client
+// side and the Conn that route Listener l delivered.
+func dialRoute(t testing.TB, m *Mux, l *Listener, first string) (net.Conn, *Conn) {
+	t.Helper()
+	c, err := net.Dial("tcp", m.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	io.WriteString(c, first)
+	s, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, s.(*Conn)
 }
 
 // exchange sends req on a new connection and returns all the server sent
@@ -504,14 +527,9 @@ func TestAcceptErrorsBackOff(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := New(&flakyListener{Listener: ln, fails: 4})
-	m.HandleFunc("http1", HTTP1(), echoHandler("http1"))
-	done := make(chan error, 1)
-	go func() { done <- m.Serve() }()
-	defer func() {
-		m.Close()
-		<-done
-	}()
+	startOn(t, &flakyListener{Listener: ln, fails: 4}, func(m *Mux) {
+		m.HandleFunc("http1", HTTP1(), echoHandler("http1"))
+	})
 	if got := exchange(t, ln.Addr(), "GET / HTTP/1.1\r\nHost: a\r\n\r\n"); !strings.HasPrefix(got, "http1:") {
 		t.Fatalf("after accept errors got %q", got)
 	}
@@ -546,4 +564,34 @@ func TestMaxPending(t *testing.T) {
 	if g := <-got; !strings.HasPrefix(g, "http1:") {
 		t.Fatalf("waiting client got %q", g)
 	}
+}
+
+// TestQueueFull: a connection that finds its route's queue full waits up to
+// SniffTimeout for room, then is closed (ReasonQueueFull); the queued one
+// is kept.
+func TestQueueFull(t *testing.T) {
+	m := start(t, func(m *Mux) {
+		m.QueueLen = 1
+		m.SniffTimeout = 200 * time.Millisecond
+	})
+	l := m.Listen("http1", HTTP1())
+	req := "GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+	first, err := net.Dial("tcp", m.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	io.WriteString(first, req)
+	waitFor(t, func() bool { return m.Stats().Routed["http1"] == 1 })
+	if got := exchange(t, m.Addr(), req); got != "" {
+		t.Errorf("second connection got %q; want a close", got)
+	}
+	if n := m.Stats().Rejected[ReasonQueueFull]; n != 1 {
+		t.Errorf("queue_full = %d; want 1", n)
+	}
+	c, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
 }

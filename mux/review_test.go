@@ -49,18 +49,9 @@ func TestHandlerReleasesPendingSlot(t *testing.T) {
 func TestWriteToDoesNotBlockClose(t *testing.T) {
 	m := start(t, func(m *Mux) {})
 	l := m.Listen("http1", HTTP1())
-	c1, err := net.Dial("tcp", m.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c1.Close()
-	io.WriteString(c1, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
-	c, err := l.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, c := dialRoute(t, m, l, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
 	pr, pw := io.Pipe() // nobody reads pr: the write blocks
-	go c.(*Conn).WriteTo(pw)
+	go c.WriteTo(pw)
 	time.Sleep(50 * time.Millisecond)
 	closed := make(chan struct{})
 	go func() {
@@ -108,14 +99,7 @@ func TestWrapperReadIsUsed(t *testing.T) {
 		t.Fatal(err)
 	}
 	ln := &countingTCPListener{Listener: tcp}
-	m := New(ln)
-	m.HandleFunc("http1", HTTP1(), echoHandler("http1"))
-	done := make(chan error, 1)
-	go func() { done <- m.Serve() }()
-	defer func() {
-		m.Close()
-		<-done
-	}()
+	startOn(t, ln, func(m *Mux) { m.HandleFunc("http1", HTTP1(), echoHandler("http1")) })
 	req := "GET / HTTP/1.1\r\nHost: a\r\n\r\n"
 	if got := exchange(t, tcp.Addr(), req); !strings.HasPrefix(got, "http1:") {
 		t.Fatalf("got %q", got)
