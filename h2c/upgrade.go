@@ -1,0 +1,324 @@
+package h2c
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+	"golang.org/x/net/http2/hpack"
+)
+
+// Errors that make an upgrade request a 400 Bad Request.
+var (
+	ErrSettingsRepeated  = errors.New("h2c: more than one HTTP2-Settings header")
+	ErrSettingsEncoding  = errors.New("h2c: HTTP2-Settings is not base64url")
+	ErrSettingsLength    = errors.New("h2c: HTTP2-Settings is not a whole number of settings")
+	ErrSettingsTooMany   = errors.New("h2c: HTTP2-Settings holds more than 64 settings")
+	ErrSettingsValue     = errors.New("h2c: HTTP2-Settings holds an invalid value")
+	ErrSettingsNotOption = errors.New("h2c: HTTP2-Settings is not a Connection option")
+)
+
+// maxSettings bounds the settings in HTTP2-Settings; RFC 9113 defines
+// seven, so a client has no reason to send more than a few.
+const maxSettings = 64
+
+// Frame types and flags used here (RFC 9113 §6).
+const (
+	frameData         = 0x0
+	frameHeaders      = 0x1
+	frameSettings     = 0x4
+	frameContinuation = 0x9
+
+	flagEndStream  = 0x1
+	flagAck        = 0x1
+	flagEndHeaders = 0x4
+
+	frameHeaderLen = 9
+	// maxFrame is the frame size every HTTP/2 peer accepts before settings
+	// say otherwise (SETTINGS_MAX_FRAME_SIZE's initial value).
+	maxFrame = 1 << 14
+)
+
+const clientPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+// upgrader wraps the http.Server's Handler: it takes "Upgrade: h2c"
+// requests and passes every other request on.
+type upgrader struct {
+	s       *Server
+	next    http.Handler
+	options bool // answer "OPTIONS *" as net/http's own handler does
+}
+
+func (u *upgrader) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !wantsH2C(r) {
+		u.serve(w, r)
+		return
+	}
+	settings, present, err := parseSettingsHeader(r.Header)
+	if err == nil && present && !httpguts.HeaderValuesContainsToken(r.Header["Connection"], "HTTP2-Settings") {
+		err = ErrSettingsNotOption
+	}
+	if err != nil {
+		badRequest(w, err)
+		return
+	}
+	if !present {
+		// RFC 7540 §3.2.1: without HTTP2-Settings the server must not
+		// upgrade; the request is served as it came.
+		u.serve(w, r)
+		return
+	}
+	body, whole, err := u.readBody(w, r)
+	if err != nil {
+		badRequest(w, fmt.Errorf("h2c: reading the upgrade request's body: %w", err))
+		return
+	}
+	if !whole {
+		// Too large to hold: HTTP/1.1 it is (RFC 7540 §3.2).
+		u.serve(w, r)
+		return
+	}
+	frames := requestFrames(r, body)
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		// Not an HTTP/1 connection of net/http's: serve it as it is.
+		u.serve(w, r)
+		return
+	}
+	// Bytes the client sent after the request, already buffered.
+	var pre []byte
+	if n := brw.Reader.Buffered(); n > 0 {
+		b, _ := brw.Reader.Peek(n)
+		pre = bytes.Clone(b)
+	}
+	conn.SetWriteDeadline(time.Now().Add(u.s.upgradeTimeout()))
+	if _, err := io.WriteString(conn, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"); err != nil {
+		conn.Close()
+		return
+	}
+	conn.SetDeadline(time.Time{})
+	u.s.upgrades.push(&upgradedConn{Conn: conn, pre: pre, settings: settings, stream1: frames})
+}
+
+// serve passes r on to the Handler, or answers "OPTIONS *" the way
+// net/http's general OPTIONS handler would have.
+func (u *upgrader) serve(w http.ResponseWriter, r *http.Request) {
+	if !u.options || r.Method != http.MethodOptions || r.RequestURI != "*" {
+		u.next.ServeHTTP(w, r)
+		return
+	}
+	w.Header().Set("Content-Length", "0")
+	if r.ContentLength != 0 {
+		io.Copy(io.Discard, http.MaxBytesReader(w, r.Body, 4<<10))
+	}
+}
+
+// wantsH2C reports whether r asks to upgrade to h2c (RFC 9110 §7.8: the
+// token in Upgrade and the "upgrade" Connection option, HTTP/1.1 only).
+// h2c is cleartext HTTP/2, so a request that came over TLS never does.
+func wantsH2C(r *http.Request) bool {
+	return r.ProtoMajor == 1 && r.ProtoMinor >= 1 && r.TLS == nil && r.Method != http.MethodConnect &&
+		httpguts.HeaderValuesContainsToken(r.Header["Upgrade"], "h2c") &&
+		httpguts.HeaderValuesContainsToken(r.Header["Connection"], "upgrade")
+}
+
+func badRequest(w http.ResponseWriter, err error) {
+	w.Header().Set("Connection", "close")
+	http.Error(w, err.Error(), http.StatusBadRequest)
+}
+
+// readBody reads r's body if it fits in MaxUpgradeBodyBytes. When it does
+// not, whole is false and r.Body still yields every byte, those read
+// first included, for the HTTP/1.1 handler.
+func (u *upgrader) readBody(w http.ResponseWriter, r *http.Request) (body []byte, whole bool, err error) {
+	limit := u.s.maxUpgradeBody()
+	if r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
+		return nil, true, nil
+	}
+	if r.ContentLength > limit {
+		return nil, false, nil
+	}
+	if u.s.Server.ReadTimeout <= 0 {
+		// Otherwise the server's own deadline already bounds the body.
+		rc := http.NewResponseController(w)
+		if rc.SetReadDeadline(time.Now().Add(u.s.upgradeTimeout())) == nil {
+			defer rc.SetReadDeadline(time.Time{})
+		}
+	}
+	body, err = io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return nil, false, err
+	}
+	if int64(len(body)) > limit {
+		r.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(body), r.Body), r.Body}
+		return nil, false, nil
+	}
+	return body, true, nil
+}
+
+// parseSettingsHeader decodes the one HTTP2-Settings header (RFC 7540
+// §3.2.1: base64url of a SETTINGS payload, without padding) and checks
+// every value that RFC 9113 §6.5.2 bounds.
+func parseSettingsHeader(h http.Header) (payload []byte, present bool, err error) {
+	vs := h["Http2-Settings"]
+	switch len(vs) {
+	case 0:
+		return nil, false, nil
+	case 1:
+	default:
+		return nil, true, ErrSettingsRepeated
+	}
+	v := strings.TrimRight(strings.TrimSpace(vs[0]), "=")
+	if base64.RawURLEncoding.DecodedLen(len(v)) > 6*maxSettings {
+		return nil, true, ErrSettingsTooMany
+	}
+	payload, err = base64.RawURLEncoding.DecodeString(v)
+	if err != nil {
+		return nil, true, ErrSettingsEncoding
+	}
+	if len(payload)%6 != 0 {
+		return nil, true, ErrSettingsLength
+	}
+	for p := payload; len(p) > 0; p = p[6:] {
+		id, val := binary.BigEndian.Uint16(p), binary.BigEndian.Uint32(p[2:])
+		switch {
+		case id == 0x2 && val > 1, // SETTINGS_ENABLE_PUSH
+			id == 0x4 && val > 1<<31-1,                  // SETTINGS_INITIAL_WINDOW_SIZE
+			id == 0x5 && (val < 1<<14 || val > 1<<24-1): // SETTINGS_MAX_FRAME_SIZE
+			return nil, true, fmt.Errorf("%w: setting %#x = %d", ErrSettingsValue, id, val)
+		}
+	}
+	return payload, true, nil
+}
+
+// hopByHop are the header fields that HTTP/2 forbids (RFC 9113 §8.2.2),
+// with those that the upgrade itself used up.
+var hopByHop = map[string]bool{
+	"Connection":        true,
+	"Keep-Alive":        true,
+	"Proxy-Connection":  true,
+	"Transfer-Encoding": true,
+	"Upgrade":           true,
+	"Http2-Settings":    true,
+	"Host":              true, // becomes :authority
+	"Expect":            true, // the body has been read already
+	"Content-Length":    true, // written from the body read
+	"Te":                true, // only "trailers" is allowed; added back below
+}
+
+// requestFrames encodes r, whose body has been read into body, as the
+// frames of stream 1 (RFC 7540 §3.2: the upgrade request becomes stream 1,
+// half-closed on the client's side, so END_STREAM ends it).
+func requestFrames(r *http.Request, body []byte) []byte {
+	var block bytes.Buffer
+	enc := hpack.NewEncoder(&block)
+	field := func(name, value string) { enc.WriteField(hpack.HeaderField{Name: name, Value: value}) }
+
+	path := r.RequestURI
+	if r.URL.IsAbs() || path == "" {
+		path = r.URL.RequestURI()
+	}
+	field(":method", r.Method)
+	field(":scheme", "http")
+	field(":authority", r.Host)
+	field(":path", path)
+	named := connectionOptions(r.Header)
+	for _, k := range slices.Sorted(maps.Keys(r.Header)) {
+		if hopByHop[k] || named[strings.ToLower(k)] {
+			continue
+		}
+		for _, v := range r.Header[k] {
+			field(strings.ToLower(k), v)
+		}
+	}
+	if httpguts.HeaderValuesContainsToken(r.Header["Te"], "trailers") {
+		field("te", "trailers")
+	}
+	if len(body) > 0 || r.ContentLength == 0 && r.Header.Get("Content-Length") != "" {
+		field("content-length", strconv.Itoa(len(body)))
+	}
+	trailers := len(r.Trailer) > 0
+
+	out := make([]byte, 0, block.Len()+len(body)+frameHeaderLen*(3+len(body)/maxFrame))
+	flags := byte(0)
+	if len(body) == 0 && !trailers {
+		flags = flagEndStream
+	}
+	out = appendHeaderBlock(out, flags, block.Bytes())
+	for len(body) > 0 {
+		n := min(len(body), maxFrame)
+		f := byte(0)
+		if n == len(body) && !trailers {
+			f = flagEndStream
+		}
+		out = appendFrame(out, frameData, f, 1, body[:n])
+		body = body[n:]
+	}
+	if trailers {
+		block.Reset()
+		for _, k := range slices.Sorted(maps.Keys(r.Trailer)) {
+			if hopByHop[k] || !httpguts.ValidTrailerHeader(k) {
+				continue
+			}
+			for _, v := range r.Trailer[k] {
+				field(strings.ToLower(k), v)
+			}
+		}
+		out = appendHeaderBlock(out, flagEndStream, block.Bytes())
+	}
+	return out
+}
+
+// appendHeaderBlock appends a HEADERS frame on stream 1 carrying block,
+// with CONTINUATION frames for what does not fit in one frame.
+func appendHeaderBlock(out []byte, flags byte, block []byte) []byte {
+	typ := byte(frameHeaders)
+	for {
+		n := min(len(block), maxFrame)
+		f := flags
+		if n == len(block) {
+			f |= flagEndHeaders
+		}
+		out = appendFrame(out, typ, f, 1, block[:n])
+		block = block[n:]
+		if len(block) == 0 {
+			return out
+		}
+		typ, flags = frameContinuation, 0
+	}
+}
+
+// appendFrame appends one frame (RFC 9113 §4.1).
+func appendFrame(out []byte, typ, flags byte, stream uint32, payload []byte) []byte {
+	n := len(payload)
+	out = append(out, byte(n>>16), byte(n>>8), byte(n), typ, flags)
+	out = binary.BigEndian.AppendUint32(out, stream&(1<<31-1))
+	return append(out, payload...)
+}
+
+// connectionOptions returns the lower-case field names that Connection
+// lists: hop-by-hop by declaration (RFC 9110 §7.6.1).
+func connectionOptions(h http.Header) map[string]bool {
+	named := map[string]bool{}
+	for _, v := range h["Connection"] {
+		for _, t := range strings.Split(v, ",") {
+			if t = strings.TrimSpace(t); t != "" {
+				named[strings.ToLower(t)] = true
+			}
+		}
+	}
+	return named
+}
