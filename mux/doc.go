@@ -27,6 +27,11 @@
 //     io.WriterTo, io.ReaderFrom), so io.Copy between TCP connections
 //     splices.
 //
+// GRPC (and HTTP2HeaderField) route HTTP/2 connections by their first
+// request's headers, so that gRPC and plain HTTP/2 share a port; the mux
+// then sends the SETTINGS frame that gRPC clients wait for, and keeps the
+// client's acknowledgement of it from the server behind the route.
+//
 // With UpgradeOnly set, the port takes only protocol upgrades: a plain
 // HTTP/1.x request is answered, on the raw connection, with 426 Upgrade
 // Required naming the accepted tokens (RFC 9110 §15.5.22), followed by a

@@ -19,6 +19,10 @@ type Input struct {
 	// stream, or MaxSniffBytes reached): the mux then takes NeedMore as
 	// NoMatch.
 	Final bool
+
+	// wantSettings is set by HTTP2HeaderField when the client may be
+	// waiting for the server's SETTINGS before it sends HEADERS.
+	wantSettings bool
 }
 
 // A Matcher decides whether a route takes a connection: sniff.Match,

@@ -68,6 +68,7 @@ func (m *Mux) serveConn(nc net.Conn) {
 
 	var buf *[]byte // nil until bytes arrive
 	var timedOut, eof bool
+	var sentSettings bool // the mux sent SETTINGS for HTTP2HeaderField
 	limit := m.maxSniffBytes()
 	routes := m.loadRoutes()
 	trusted := m.trusted(nc)
@@ -87,10 +88,31 @@ func (m *Mux) serveConn(nc net.Conn) {
 		// copied, and serveConn's frame is on every path that blocks.
 		st.in.Result, st.in.Bytes = &st.res, b[min(st.res.Offset, len(b)):]
 		st.in.TimedOut, st.in.Final = timedOut, final
+		st.in.wantSettings = false
 		r, more := matchRoutes(routes, &st.in)
+		if r != nil && sentSettings {
+			// The client's ACK of the mux's SETTINGS must not reach the
+			// route's server (see HTTP2HeaderField).
+			var acked bool
+			if *buf, acked = dropSettingsAck(*buf, st.res.Offset); !acked {
+				if final {
+					sendGoAway(nc, time.Now().Add(m.lingerTimeout()), goAwaySettingsTimeout)
+					m.reject(c, st, buf, ReasonHTTP2Settings)
+					return
+				}
+				r, more = nil, true
+			}
+		}
 		if r != nil {
 			m.handOff(c, r, st, buf, start)
 			return
+		}
+		if more && st.in.wantSettings && !sentSettings {
+			if err := sendSettings(nc, start.Add(m.sniffTimeout())); err != nil {
+				m.reject(c, st, buf, ReasonReadError)
+				return
+			}
+			sentSettings = true
 		}
 		if !more && !final {
 			// No route will take it, but the mux's own answer (426, 400,

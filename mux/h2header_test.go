@@ -1,0 +1,213 @@
+package mux
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+
+	"github.com/portmux/portmux/sniff"
+)
+
+// startGRPCRoutes serves a "grpc" route (GRPC()) and an "h2" route
+// (HTTP2()), each with its own net/http h2c server that names its route.
+func startGRPCRoutes(t *testing.T, setup func(m *Mux)) *Mux {
+	t.Helper()
+	var grpc, h2 *Listener
+	m := start(t, func(m *Mux) {
+		if setup != nil {
+			setup(m)
+		}
+		grpc = m.Listen("grpc", GRPC())
+		h2 = m.Listen("h2", HTTP2())
+	})
+	p := new(http.Protocols)
+	p.SetUnencryptedHTTP2(true)
+	var wg sync.WaitGroup
+	var srvs []*http.Server
+	for name, l := range map[string]*Listener{"grpc": grpc, "h2": h2} {
+		srv := &http.Server{Protocols: p, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintf(w, "%s route, %s", name, r.Header.Get("Content-Type"))
+		})}
+		srvs = append(srvs, srv)
+		wg.Go(func() { srv.Serve(l) })
+	}
+	t.Cleanup(func() {
+		for _, s := range srvs {
+			s.Close()
+		}
+		wg.Wait()
+	})
+	return m
+}
+
+// rawH2 is an HTTP/2 client that, like gRPC's, sends nothing after its
+// SETTINGS until the server's SETTINGS arrive.
+func rawH2(t *testing.T, addr, contentType string) (body string, acks int) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, sniff.Preface)
+	fr := http2.NewFramer(c, c)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	fr.WriteSettings()
+	f, err := fr.ReadFrame()
+	if err != nil {
+		t.Fatalf("waiting for the server's SETTINGS: %v", err)
+	}
+	if sf, ok := f.(*http2.SettingsFrame); !ok || sf.IsAck() {
+		t.Fatalf("first frame from the server: %v; want SETTINGS", f)
+	}
+	fr.WriteSettingsAck()
+	var block bytes.Buffer
+	enc := hpack.NewEncoder(&block)
+	for _, hf := range [][2]string{{":method", "POST"}, {":scheme", "http"}, {":authority", addr}, {":path", "/svc/Method"}, {"content-type", contentType}, {"te", "trailers"}} {
+		enc.WriteField(hpack.HeaderField{Name: hf[0], Value: hf[1]})
+	}
+	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block.Bytes(), EndStream: true, EndHeaders: true})
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("reading the response (so far %q): %v", body, err)
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if f.IsAck() {
+				acks++
+			} else {
+				fr.WriteSettingsAck()
+			}
+		case *http2.GoAwayFrame:
+			t.Fatalf("GOAWAY %v %q", f.ErrCode, f.DebugData())
+		case *http2.DataFrame:
+			body += string(f.Data())
+			if f.StreamEnded() {
+				return body, acks
+			}
+		}
+	}
+}
+
+// TestGRPCClientWaitsForSettings: no hang (the mux sends SETTINGS) and no
+// stray ACK (net/http behind the mux would answer one with GOAWAY
+// PROTOCOL_ERROR, as it did behind cmux, PR #96).
+func TestGRPCClientWaitsForSettings(t *testing.T) {
+	m := startGRPCRoutes(t, nil)
+	for _, tt := range []struct{ contentType, want string }{
+		{"application/grpc", "grpc route, application/grpc"},
+		{"application/GRPC+proto", "grpc route, application/GRPC+proto"},
+		{"application/json", "h2 route, application/json"},
+	} {
+		body, acks := rawH2(t, m.Addr().String(), tt.contentType)
+		if body != tt.want || acks != 1 {
+			t.Errorf("content-type %s: got %q with %d SETTINGS ACKs; want %q with 1", tt.contentType, body, acks, tt.want)
+		}
+	}
+	if got := m.Stats().Rejected; len(got) != 0 {
+		t.Errorf("rejections: %v", got)
+	}
+}
+
+func TestGRPCRouteRealClients(t *testing.T) {
+	m := startGRPCRoutes(t, nil)
+	url := "http://" + m.Addr().String() + "/x"
+	if got := runTool(t, "curl", "-sS", "--max-time", "10", "--http2-prior-knowledge", url); got != "h2 route, " {
+		t.Errorf("curl: got %q", got)
+	}
+	if got := runTool(t, "curl", "-sS", "--max-time", "10", "--http2-prior-knowledge", "-H", "Content-Type: application/grpc", "-d", "", url); got != "grpc route, application/grpc" {
+		t.Errorf("curl as gRPC: got %q", got)
+	}
+	if got := runTool(t, "nghttp", "-t", "10", url); got != "h2 route, " {
+		t.Errorf("nghttp: got %q", got)
+	}
+}
+
+// TestSettingsNeverAcked: a client that waits for SETTINGS and then never
+// acknowledges them gets GOAWAY SETTINGS_TIMEOUT at SniffTimeout.
+func TestSettingsNeverAcked(t *testing.T) {
+	m := startGRPCRoutes(t, func(m *Mux) { m.SniffTimeout = 200 * time.Millisecond })
+	c, err := net.Dial("tcp", m.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, sniff.Preface)
+	fr := http2.NewFramer(c, c)
+	fr.WriteSettings()
+	var got []string
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			break
+		}
+		got = append(got, f.Header().Type.String())
+		if ga, ok := f.(*http2.GoAwayFrame); ok && ga.ErrCode != http2.ErrCodeSettingsTimeout {
+			t.Errorf("GOAWAY %v; want SETTINGS_TIMEOUT", ga.ErrCode)
+		}
+	}
+	if strings.Join(got, " ") != "SETTINGS GOAWAY" {
+		t.Errorf("frames %v; want SETTINGS GOAWAY", got)
+	}
+	waitFor(t, func() bool { return m.Stats().Rejected[ReasonHTTP2Settings] == 1 })
+}
+
+func TestFirstHeaderBlock(t *testing.T) {
+	var buf bytes.Buffer
+	fr := http2.NewFramer(&buf, nil)
+	fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 20})
+	fr.WriteWindowUpdate(0, 1000)
+	fr.WriteSettingsAck()
+	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: []byte("abc"), PadLength: 3})
+	fr.WriteContinuation(1, false, []byte("de"))
+	fr.WriteContinuation(1, true, []byte("f"))
+	fr.WriteData(1, true, []byte("body"))
+	b := buf.Bytes()
+	for i := range len(b) {
+		block, v, _ := firstHeaderBlock(b[:i])
+		if v != sniff.NeedMore && i < len(b)-13 {
+			t.Fatalf("at %d bytes: %v %q", i, v, block)
+		}
+	}
+	if block, v, _ := firstHeaderBlock(b); v != sniff.Match || string(block) != "abcdef" {
+		t.Errorf("got %v %q; want Match abcdef", v, block)
+	}
+	// settled only when whole frames are in and no HEADERS has begun.
+	headersAt := bytes.Index(b, []byte{0, 0, 7, 1})
+	if _, _, settled := firstHeaderBlock(b[:headersAt]); !settled {
+		t.Errorf("not settled before HEADERS")
+	}
+	if _, _, settled := firstHeaderBlock(b[:headersAt-1]); settled {
+		t.Errorf("settled inside the ACK frame")
+	}
+	if _, _, settled := firstHeaderBlock(b[:headersAt+1]); settled {
+		t.Errorf("settled with HEADERS begun")
+	}
+	// A first frame other than SETTINGS, or a CONTINUATION of another
+	// stream, is no match.
+	if _, v, _ := firstHeaderBlock(b[15:]); v != sniff.NoMatch {
+		t.Errorf("WINDOW_UPDATE first: %v; want NoMatch", v)
+	}
+	bad := bytes.Clone(b)
+	bad[bytes.Index(bad, []byte{0, 0, 2, 9})+8] = 3
+	if _, v, _ := firstHeaderBlock(bad); v != sniff.NoMatch {
+		t.Errorf("CONTINUATION of stream 3: %v; want NoMatch", v)
+	}
+
+	out, found := dropSettingsAck(append([]byte(sniff.Preface), b...), 0)
+	if !found || len(out) != len(sniff.Preface)+len(b)-9 || bytes.Contains(out, []byte{0, 0, 0, 4, 1, 0, 0, 0, 0}) {
+		t.Errorf("dropSettingsAck: found %v, %d bytes", found, len(out))
+	}
+}
