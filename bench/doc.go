@@ -1,8 +1,9 @@
 // Package bench holds comparative benchmarks for portmux: the sniffing
 // step alone (portmux's one parse against cmux v0.1.5's matchers), the
 // whole per-connection path from accept to the consumer's first read on
-// net.Pipe (no mux, portmux, cmux), and the loopback TCP connection rate
-// of an http.Server behind each.
+// net.Pipe (no mux, portmux, cmux), the loopback TCP connection rate
+// of an http.Server behind each, and h2c requests per second (h2load, 4
+// connections x 10 streams) through each to the same h2c http.Server.
 //
 // The benchmarks live in the test files; this file exists so that the
 // package builds and vets on its own. Run them with run.sh, which

@@ -12,6 +12,7 @@
 #   ROUNDS      rounds, default 10
 #   BENCHTIME   -benchtime of BenchmarkSniff and BenchmarkConnPath, default 200ms
 #   LOOPBACK_N  connections per BenchmarkLoopback variant, default 5000
+#   H2LOAD_N    h2load requests per BenchmarkH2load variant, default 50000
 #   SUMMARIZE_ONLY=1  skip the runs; summarise bench/results/latest-raw.txt again
 #
 # Takes about 3 minutes on 2 cores with the defaults.
@@ -20,6 +21,7 @@ set -euo pipefail
 ROUNDS=${ROUNDS:-10}
 BENCHTIME=${BENCHTIME:-200ms}
 LOOPBACK_N=${LOOPBACK_N:-5000}
+H2LOAD_N=${H2LOAD_N:-50000}
 
 cd "$(dirname "$0")/.."
 out=bench/results
@@ -41,6 +43,7 @@ if [[ ${SUMMARIZE_ONLY:-} != 1 ]]; then
 		go test -run '^$' -bench 'Sniff|ConnPath' -benchmem -benchtime "$BENCHTIME" -count 1 ./bench/ >>"$raw"
 		go test -run '^$' -bench 'Loopback' -benchmem -benchtime "${LOOPBACK_N}x" -count 1 ./bench/ >>"$raw"
 		go test -run '^$' -bench 'SilentConns' -benchtime 1x -count 1 ./bench/ >>"$raw"
+		go test -run '^$' -bench 'H2load' -benchtime "${H2LOAD_N}x" -count 1 ./bench/ >>"$raw"
 	done
 	elapsed=$(($(date +%s) - start))
 	echo "$elapsed" >"$out/latest-elapsed.txt"
@@ -61,6 +64,9 @@ elapsed=$(cat "$out/latest-elapsed.txt" 2>/dev/null || echo '?')
 	echo
 	echo "## BenchmarkSilentConns: memory per connection that has sent nothing (heap + stacks)"
 	benchstat -filter '.name:SilentConns' -col '/impl@(held bare portmux cmux)' "$raw"
+	echo
+	echo "## BenchmarkH2load: h2load, $H2LOAD_N requests over 4 h2c connections x 10 streams, x $ROUNDS rounds"
+	benchstat -filter '.name:H2load' -col '/impl@(bare portmux cmux)' "$raw"
 } | tee "$out/latest.txt"
 
 # Markdown: medians of each metric per variant, and ratios.
@@ -75,19 +81,20 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 	echo "| Go | $(go version | cut -d' ' -f3-) |"
 	echo "| date | $(date -u '+%Y-%m-%d %H:%M UTC') |"
 	echo "| commit | $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!bench/results' 2>/dev/null || echo ' (with uncommitted changes)') |"
-	echo "| run | $ROUNDS rounds, -benchtime $BENCHTIME, loopback ${LOOPBACK_N}x; ${elapsed} s |"
+	echo "| run | $ROUNDS rounds, -benchtime $BENCHTIME, loopback ${LOOPBACK_N}x, h2load ${H2LOAD_N}x; ${elapsed} s |"
 	echo
 	echo "Medians over the rounds. For time and allocations, a ratio below 1 means"
-	echo "portmux costs less; for conns/s, above 1 means portmux is faster."
+	echo "portmux costs less; for conns/s and req/s, above 1 means portmux is faster."
 	echo "\`cmux\` uses HTTP1Fast for the HTTP/1 route, \`cmux-http1\` uses HTTP1."
 	echo "baseline is \`nomux\` (ConnPath) or \`bare\` (Loopback)."
-	echo "proc-cpu-us/conn is user+system CPU of the whole process (client and server)."
+	echo "proc-cpu-us/conn is user+system CPU of the whole process (client and server);"
+	echo "server-cpu-us/req (H2load) is the server's alone, h2load being another process."
 	echo "B/conn-over-held is heap + stack per silent connection beyond the sockets' own cost."
 	echo
 	echo "| benchmark | metric | portmux | cmux | cmux-http1 | baseline | portmux/cmux | portmux/cmux-http1 | portmux/baseline |"
 	echo "|---|---|--:|--:|--:|--:|--:|--:|--:|"
 	# Each result line: name, iterations, then value-unit pairs.
-	awk 'BEGIN { rank["conns/s"] = 1; rank["ns/op"] = 2; rank["proc-cpu-us/conn"] = 3; rank["allocs/op"] = 4; rank["B/conn-over-held"] = 5 }
+	awk 'BEGIN { rank["conns/s"] = 1; rank["ns/op"] = 2; rank["proc-cpu-us/conn"] = 3; rank["allocs/op"] = 4; rank["B/conn-over-held"] = 5; rank["req/s"] = 6; rank["server-cpu-us/req"] = 7 }
 	$1 ~ /^Benchmark/ {
 		name = $1; sub(/-[0-9]+$/, "", name)
 		impl = name; sub(/.*\/impl=/, "", impl); sub(/\/.*/, "", impl)
