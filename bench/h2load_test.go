@@ -149,4 +149,3 @@ func TestH2load(t *testing.T) {
 		})
 	}
 }
-
