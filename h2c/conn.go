@@ -16,29 +16,31 @@ type upgradedConn struct {
 	settings []byte // the HTTP2-Settings payload
 	stream1  []byte // HEADERS (and DATA) frames of the upgrade request
 	out      []byte // rewritten bytes that Read gives out first
+	err      error  // a read error met in start, returned after out
 	started  bool
 }
 
 func (c *upgradedConn) Read(p []byte) (int, error) {
 	if !c.started {
-		if err := c.start(); err != nil {
-			return 0, err
-		}
+		c.start()
 	}
 	if len(c.out) > 0 {
 		n := copy(p, c.out)
 		c.out = c.out[n:]
 		return n, nil
 	}
+	if c.err != nil {
+		return 0, c.err
+	}
 	return c.Conn.Read(p)
 }
 
 // start reads the client's preface and first frame and prepares the
-// rewritten bytes. If they are not a preface and a SETTINGS frame, the
-// bytes pass unchanged and the server answers them as it would any broken
+// rewritten bytes. If they are not a preface and a SETTINGS frame, or the
+// stream ends or fails before they are complete, the bytes pass unchanged and the server answers them as it would any broken
 // preface. The wait is bounded by the server's own preface timeout, which
 // closes the connection.
-func (c *upgradedConn) start() error {
+func (c *upgradedConn) start() {
 	buf := c.pre
 	c.pre, c.started = nil, true // an error here ends the connection
 	head := len(clientPreface) + frameHeaderLen
@@ -58,17 +60,19 @@ func (c *upgradedConn) start() error {
 		return nil
 	}
 	if err := read(head); err != nil {
-		return err
+		c.out, c.err = buf, err
+		return
 	}
 	h := buf[len(clientPreface):head]
 	size := int(h[0])<<16 | int(h[1])<<8 | int(h[2])
 	if string(buf[:len(clientPreface)]) != clientPreface || h[3] != frameSettings || h[4]&flagAck != 0 ||
 		binary.BigEndian.Uint32(h[5:])&(1<<31-1) != 0 || size%6 != 0 || size > maxFrame {
 		c.out = buf
-		return nil
+		return
 	}
 	if err := read(head + size); err != nil {
-		return err
+		c.out, c.err = buf, err
+		return
 	}
 	own := buf[head : head+size]
 	first := mergeSettings(c.settings, own)
@@ -81,7 +85,6 @@ func (c *upgradedConn) start() error {
 	out = append(out, c.stream1...)
 	out = append(out, buf[head+size:]...)
 	c.out, c.settings, c.stream1 = out, nil, nil
-	return nil
 }
 
 // mergeSettings returns the HTTP2-Settings values that go in front of the

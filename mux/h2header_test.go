@@ -211,3 +211,39 @@ func TestFirstHeaderBlock(t *testing.T) {
 		t.Errorf("dropSettingsAck: found %v, %d bytes", found, len(out))
 	}
 }
+
+// FuzzHTTP2HeaderField: any bytes after the preface give a verdict without
+// panicking, NeedMore never follows Match as bytes arrive, and dropping
+// the ACK never grows the buffer.
+func FuzzHTTP2HeaderField(f *testing.F) {
+	var buf bytes.Buffer
+	fr := http2.NewFramer(&buf, nil)
+	fr.WriteSettings()
+	fr.WriteSettingsAck()
+	var block bytes.Buffer
+	hpack.NewEncoder(&block).WriteField(hpack.HeaderField{Name: "content-type", Value: "application/grpc"})
+	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block.Bytes(), EndHeaders: true})
+	f.Add(buf.Bytes())
+	f.Add([]byte{0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0x28, 0, 0, 0, 1, 0xff})
+	m := GRPC()
+	f.Fuzz(func(t *testing.T, frames []byte) {
+		b := append([]byte(sniff.Preface), frames...)
+		var res sniff.Result
+		res.Parse(b, len(b)+1)
+		in := Input{Result: &res, Bytes: b}
+		v := m(&in)
+		if v == sniff.NeedMore {
+			return
+		}
+		// A decided verdict stays decided with more bytes.
+		more := append(bytes.Clone(b), 0, 0, 0, 4, 0, 0, 0, 0, 0)
+		res.Parse(more, len(more)+1)
+		in = Input{Result: &res, Bytes: more}
+		if v2 := m(&in); v2 != v {
+			t.Fatalf("verdict %v became %v with more bytes", v, v2)
+		}
+		if out, _ := dropSettingsAck(bytes.Clone(b), 0); len(out) > len(b) {
+			t.Fatalf("dropSettingsAck grew the buffer")
+		}
+	})
+}
