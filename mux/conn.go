@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/portmux/portmux/sniff"
 )
@@ -31,6 +32,7 @@ type Conn struct {
 	alpn       []string
 	remote     net.Addr // from a trusted PROXY header
 	local      net.Addr
+	sniffTime  time.Duration
 }
 
 var (
@@ -156,6 +158,10 @@ func (c *Conn) LocalAddr() net.Addr {
 
 // Protocol is what the sniffed bytes were recognised as.
 func (c *Conn) Protocol() sniff.Protocol { return c.proto }
+
+// SniffTime is how long the connection took from accept to the routing
+// decision.
+func (c *Conn) SniffTime() time.Duration { return c.sniffTime }
 
 // Route is the name of the route that took the connection.
 func (c *Conn) Route() string { return c.route }

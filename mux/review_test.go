@@ -197,3 +197,33 @@ func (addrConn) LocalAddr() net.Addr              { return nil }
 func (addrConn) SetDeadline(time.Time) error      { return nil }
 func (addrConn) SetReadDeadline(time.Time) error  { return nil }
 func (addrConn) SetWriteDeadline(time.Time) error { return nil }
+
+// TestSetRoutes: new connections see the new routes at once; a Listener
+// route that was replaced is closed; SniffTime is set.
+func TestSetRoutes(t *testing.T) {
+	var old *Listener
+	m := start(t, func(m *Mux) {
+		old = m.Listen("old", Any())
+	})
+	got := make(chan time.Duration, 1)
+	m.SetRoutes([]Route{
+		{Name: "skipped", Match: Any()}, // no Handler
+		{Name: "ssh", Match: SSH(), Handler: HandlerFunc(func(c *Conn) {
+			got <- c.SniffTime()
+			echoHandler("ssh")(c)
+		})},
+		{Name: "any", Match: Any(), Handler: echoHandler("any")},
+	})
+	if _, err := old.Accept(); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("replaced Listener's Accept: %v; want net.ErrClosed", err)
+	}
+	if got := exchange(t, m.Addr(), "SSH-2.0-x\r\n"); got != `ssh:"SSH-2.0-x\r\n"` {
+		t.Errorf("ssh route: %q", got)
+	}
+	if d := <-got; d <= 0 {
+		t.Errorf("SniffTime %v", d)
+	}
+	if got := exchange(t, m.Addr(), "hello"); got != `any:"hello"` {
+		t.Errorf("any route: %q", got)
+	}
+}

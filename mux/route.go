@@ -73,6 +73,37 @@ func (m *Mux) HandleFunc(name string, match Matcher, f func(c *Conn)) {
 	m.Handle(name, match, HandlerFunc(f))
 }
 
+// Route is one route for SetRoutes.
+type Route struct {
+	Name    string
+	Match   Matcher
+	Handler Handler
+}
+
+// SetRoutes replaces every route of m, in one step, with routes, in order;
+// a route without a Handler is skipped. A connection being sniffed keeps
+// the routes it started with; connections accepted after the call see the
+// new ones, so that a server can change its routing (a configuration
+// reload) without refusing a connection. Route Listeners among the old
+// routes are closed, as by their Close.
+func (m *Mux) SetRoutes(routes []Route) {
+	rs := make([]*route, 0, len(routes))
+	for _, r := range routes {
+		if r.Handler != nil {
+			rs = append(rs, &route{name: r.Name, match: r.Match, handler: r.Handler})
+		}
+	}
+	m.routeMu.Lock()
+	old := m.loadRoutes()
+	m.routes.Store(&rs)
+	m.routeMu.Unlock()
+	for _, r := range old {
+		if r.ln != nil {
+			r.ln.drop()
+		}
+	}
+}
+
 // Listener is a route's net.Listener. Closing it closes only this route:
 // connections it would have taken are then closed (ReasonRouteClosed).
 type Listener struct {

@@ -249,7 +249,8 @@ func (m *Mux) handOff(c *Conn, r *route, st *state, buf *[]byte, start time.Time
 		m.finish(c, ReasonShutdown)
 		return
 	}
-	m.stats.sniffNanos.Add(uint64(time.Since(start)))
+	c.sniffTime = time.Since(start)
+	m.stats.sniffNanos.Add(uint64(c.sniffTime))
 	// Decided: the MaxPending slot bounds sniffing, not the connection's
 	// life in a Handler or a queue.
 	m.releaseSlot(c)
