@@ -2,8 +2,14 @@ package h2c
 
 import (
 	"encoding/binary"
+	"errors"
 	"net"
+	"sync"
 )
+
+// errPreface ends an upgraded connection whose client did not send the
+// HTTP/2 preface and SETTINGS after the 101 (RFC 9113 §3.4).
+var errPreface = errors.New("h2c: no HTTP/2 connection preface after 101 Switching Protocols")
 
 // upgradedConn is a connection after the 101, as the http.Server reads
 // it: the client's preface, then its first SETTINGS frame with the
@@ -14,35 +20,42 @@ type upgradedConn struct {
 	net.Conn
 	pre      []byte // client bytes that net/http had buffered past the request
 	settings []byte // the HTTP2-Settings payload
-	stream1  []byte // HEADERS (and DATA) frames of the upgrade request
+	stream1  []byte // the HEADERS of the upgrade request
 	out      []byte // rewritten bytes that Read gives out first
-	err      error  // a read error met in start, returned after out
+	err      error  // why start failed; every Read returns it
 	started  bool
+	forget   func() // drops the held body if stream 1 was never served
+	once     sync.Once
+}
+
+func (c *upgradedConn) Close() error {
+	c.once.Do(c.forget)
+	return c.Conn.Close()
 }
 
 func (c *upgradedConn) Read(p []byte) (int, error) {
 	if !c.started {
 		c.start()
 	}
+	if c.err != nil {
+		return 0, c.err
+	}
 	if len(c.out) > 0 {
 		n := copy(p, c.out)
 		c.out = c.out[n:]
 		return n, nil
 	}
-	if c.err != nil {
-		return 0, c.err
-	}
 	return c.Conn.Read(p)
 }
 
 // start reads the client's preface and first frame and prepares the
-// rewritten bytes. If they are not a preface and a SETTINGS frame, or the
-// stream ends or fails before they are complete, the bytes pass unchanged and the server answers them as it would any broken
-// preface. The wait is bounded by the server's own preface timeout, which
-// closes the connection.
+// rewritten bytes. Anything else after the 101 (say, another HTTP/1.1
+// request, the stuff of h2c smuggling) ends the connection with GOAWAY
+// PROTOCOL_ERROR and is never read as HTTP/1: net/http would serve it so.
+// The wait is bounded by the read deadline set after the 101.
 func (c *upgradedConn) start() {
 	buf := c.pre
-	c.pre, c.started = nil, true // an error here ends the connection
+	c.pre, c.started = nil, true
 	head := len(clientPreface) + frameHeaderLen
 	read := func(n int) error {
 		for len(buf) < n {
@@ -59,19 +72,36 @@ func (c *upgradedConn) start() {
 		}
 		return nil
 	}
+	fail := func(code uint32) {
+		c.Conn.Write(goAwayFrame(code))
+		// As a read error, so that net/http closes without a word; any
+		// other error it answers with an HTTP/1.1 400.
+		c.err = &net.OpError{Op: "read", Net: "tcp", Addr: c.Conn.RemoteAddr(), Err: errPreface}
+	}
+	if err := read(len(clientPreface)); err != nil {
+		c.err = err
+		return
+	}
+	if string(buf[:len(clientPreface)]) != clientPreface {
+		fail(errCodeProtocol)
+		return
+	}
 	if err := read(head); err != nil {
-		c.out, c.err = buf, err
+		c.err = err
 		return
 	}
 	h := buf[len(clientPreface):head]
 	size := int(h[0])<<16 | int(h[1])<<8 | int(h[2])
-	if string(buf[:len(clientPreface)]) != clientPreface || h[3] != frameSettings || h[4]&flagAck != 0 ||
-		binary.BigEndian.Uint32(h[5:])&(1<<31-1) != 0 || size%6 != 0 || size > maxFrame {
-		c.out = buf
+	switch {
+	case h[3] != frameSettings || h[4]&flagAck != 0 || binary.BigEndian.Uint32(h[5:])&(1<<31-1) != 0:
+		fail(errCodeProtocol)
+		return
+	case size%6 != 0 || size > maxFrame:
+		fail(errCodeFrameSize)
 		return
 	}
 	if err := read(head + size); err != nil {
-		c.out, c.err = buf, err
+		c.err = err
 		return
 	}
 	own := buf[head : head+size]

@@ -24,12 +24,17 @@
 //
 // net/http has no API to start HTTP/2 on a connection with a request that
 // arrived over HTTP/1.1, so the upgrade is built from public parts only:
-// the handler hijacks the connection, writes the 101, and hands the server
-// a connection whose first bytes, as net/http reads them, are the client's
-// preface, one SETTINGS frame that carries the HTTP2-Settings values
-// followed by the client's own, and the first request re-encoded as
-// HEADERS and DATA frames on stream 1. Merging the two sets of settings
-// into the client's frame means the server acknowledges exactly the one
-// SETTINGS frame that the client sent; the 101 itself acknowledges the
-// HTTP2-Settings values (RFC 7540 §3.2.1).
+// the handler reads the body, hijacks the connection, writes the 101, and
+// hands the same server a connection whose first bytes, as net/http reads
+// them, are the client's preface, one SETTINGS frame that carries the
+// HTTP2-Settings values followed by the client's own, and the first
+// request's HEADERS on stream 1. Merging the two sets of settings into the
+// client's frame means the server acknowledges exactly the one SETTINGS
+// frame that the client sent; the 101 itself acknowledges the
+// HTTP2-Settings values (RFC 7540 §3.2.1). The body and trailers do not
+// travel as DATA frames, which would count against flow-control windows
+// the client never spent: stream 1's HEADERS carry a random token, and
+// the handler wrapper gives the request its body back. Anything but the
+// HTTP/2 preface after the 101 ends the connection with GOAWAY and is
+// never read as HTTP/1.1.
 package h2c

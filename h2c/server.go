@@ -52,6 +52,7 @@ type Server struct {
 	once     sync.Once
 	initErr  error
 	upgrades *connQueue // upgraded connections, served by Server
+	bodies   sync.Map   // token -> *heldRequest, until stream 1 is served
 }
 
 func (s *Server) maxUpgradeBody() int64 {
@@ -80,11 +81,15 @@ func (s *Server) init() error {
 			s.initErr = ErrNoServer
 			return
 		}
-		if hs.Protocols == nil {
-			hs.Protocols = new(http.Protocols)
-			hs.Protocols.SetHTTP1(true)
+		// A copy: the caller's Protocols may be shared with other servers.
+		var p http.Protocols
+		if hs.Protocols != nil {
+			p = *hs.Protocols
+		} else {
+			p.SetHTTP1(true)
 		}
-		hs.Protocols.SetUnencryptedHTTP2(true)
+		p.SetUnencryptedHTTP2(true)
+		hs.Protocols = &p
 		if !s.AllowUpgrade {
 			return
 		}
@@ -147,12 +152,22 @@ func newConnQueue() *connQueue {
 	return &connQueue{ch: make(chan net.Conn), done: make(chan struct{})}
 }
 
-// push hands c to the server; if the queue is closed, it closes c.
-func (q *connQueue) push(c net.Conn) {
+// push hands c to the server; false if the queue is closed.
+func (q *connQueue) push(c net.Conn) bool {
 	select {
 	case q.ch <- c:
+		return true
 	case <-q.done:
-		c.Close()
+		return false
+	}
+}
+
+func (q *connQueue) closed() bool {
+	select {
+	case <-q.done:
+		return true
+	default:
+		return false
 	}
 }
 

@@ -2,6 +2,8 @@ package h2c
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
@@ -34,10 +36,14 @@ const maxSettings = 64
 
 // Frame types and flags used here (RFC 9113 §6).
 const (
-	frameData         = 0x0
 	frameHeaders      = 0x1
 	frameSettings     = 0x4
+	frameGoAway       = 0x7
 	frameContinuation = 0x9
+
+	errCodeNo        = 0x0
+	errCodeProtocol  = 0x1
+	errCodeFrameSize = 0x6
 
 	flagEndStream  = 0x1
 	flagAck        = 0x1
@@ -60,6 +66,16 @@ type upgrader struct {
 }
 
 func (u *upgrader) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor == 2 {
+		if tok := r.Header.Get(bodyMarker); tok != "" || len(r.Header[bodyMarker]) > 0 {
+			// Only the stream 1 that we encoded carries a token we know;
+			// a client's own header of that name is dropped.
+			r.Header.Del(bodyMarker)
+			if v, ok := u.s.bodies.LoadAndDelete(tok); ok {
+				v.(*heldRequest).restore(r)
+			}
+		}
+	}
 	if !wantsH2C(r) {
 		u.serve(w, r)
 		return
@@ -88,10 +104,19 @@ func (u *upgrader) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		u.serve(w, r)
 		return
 	}
-	frames := requestFrames(r, body)
+	if u.s.upgrades.closed() {
+		// Shutting down: answer over HTTP/1.1 rather than switch to a
+		// connection that nothing will serve.
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		u.serve(w, r)
+		return
+	}
+	tok := newToken()
+	frames := requestHeaders(r, tok)
 	conn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		// Not an HTTP/1 connection of net/http's: serve it as it is.
+		r.Body = io.NopCloser(bytes.NewReader(body))
 		u.serve(w, r)
 		return
 	}
@@ -106,8 +131,49 @@ func (u *upgrader) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		conn.Close()
 		return
 	}
-	conn.SetDeadline(time.Time{})
-	u.s.upgrades.push(&upgradedConn{Conn: conn, pre: pre, settings: settings, stream1: frames})
+	// The client's preface is due now; net/http clears this deadline once
+	// it has read it (or replaces it with ReadHeaderTimeout's).
+	conn.SetWriteDeadline(time.Time{})
+	conn.SetReadDeadline(time.Now().Add(u.s.upgradeTimeout()))
+	u.s.bodies.Store(tok, &heldRequest{body: body, trailer: r.Trailer, declared: r.Header.Get("Content-Length") != ""})
+	uc := &upgradedConn{Conn: conn, pre: pre, settings: settings, stream1: frames, forget: func() { u.s.bodies.Delete(tok) }}
+	if !u.s.upgrades.push(uc) {
+		// Shutdown began after the 101: stream 1 was not processed, which
+		// GOAWAY with last stream 0 tells the client (RFC 9113 §6.8).
+		conn.SetWriteDeadline(time.Now().Add(u.s.upgradeTimeout()))
+		conn.Write(goAwayFrame(errCodeNo))
+		uc.Close()
+	}
+}
+
+// bodyMarker is the header field that ties the HEADERS of stream 1 to the
+// body read over HTTP/1.1, by a token only this process knows.
+const bodyMarker = "X-H2c-Upgrade-Body"
+
+// heldRequest is what the HTTP/2 stream 1 gets back from the HTTP/1.1
+// request: its body and trailers. Carrying the body as DATA frames would
+// count bytes against flow-control windows that the client never spent.
+type heldRequest struct {
+	body     []byte
+	trailer  http.Header
+	declared bool // the request had a Content-Length
+}
+
+func (h *heldRequest) restore(r *http.Request) {
+	r.Body = io.NopCloser(bytes.NewReader(h.body))
+	r.ContentLength = int64(len(h.body))
+	if len(h.body) > 0 || h.declared {
+		r.Header.Set("Content-Length", strconv.Itoa(len(h.body)))
+	}
+	if len(h.trailer) > 0 {
+		r.Trailer = h.trailer
+	}
+}
+
+func newToken() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // serve passes r on to the Handler, or answers "OPTIONS *" the way
@@ -196,6 +262,7 @@ func parseSettingsHeader(h http.Header) (payload []byte, present bool, err error
 		id, val := binary.BigEndian.Uint16(p), binary.BigEndian.Uint32(p[2:])
 		switch {
 		case id == 0x2 && val > 1, // SETTINGS_ENABLE_PUSH
+			id == 0x8 && val > 1, // SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441)
 			id == 0x4 && val > 1<<31-1,                  // SETTINGS_INITIAL_WINDOW_SIZE
 			id == 0x5 && (val < 1<<14 || val > 1<<24-1): // SETTINGS_MAX_FRAME_SIZE
 			return nil, true, fmt.Errorf("%w: setting %#x = %d", ErrSettingsValue, id, val)
@@ -215,14 +282,15 @@ var hopByHop = map[string]bool{
 	"Http2-Settings":    true,
 	"Host":              true, // becomes :authority
 	"Expect":            true, // the body has been read already
-	"Content-Length":    true, // written from the body read
+	"Content-Length":    true, // set again from the body read
 	"Te":                true, // only "trailers" is allowed; added back below
 }
 
-// requestFrames encodes r, whose body has been read into body, as the
-// frames of stream 1 (RFC 7540 §3.2: the upgrade request becomes stream 1,
-// half-closed on the client's side, so END_STREAM ends it).
-func requestFrames(r *http.Request, body []byte) []byte {
+// requestHeaders encodes r as the HEADERS of stream 1 (RFC 7540 §3.2:
+// the upgrade request becomes stream 1, half-closed on the client's side),
+// with END_STREAM: the body and trailers, already read, come back through
+// the token in bodyMarker.
+func requestHeaders(r *http.Request, token string) []byte {
 	var block bytes.Buffer
 	enc := hpack.NewEncoder(&block)
 	field := func(name, value string) { enc.WriteField(hpack.HeaderField{Name: name, Value: value}) }
@@ -237,7 +305,7 @@ func requestFrames(r *http.Request, body []byte) []byte {
 	field(":path", path)
 	named := connectionOptions(r.Header)
 	for _, k := range slices.Sorted(maps.Keys(r.Header)) {
-		if hopByHop[k] || named[strings.ToLower(k)] {
+		if hopByHop[k] || named[strings.ToLower(k)] || k == bodyMarker {
 			continue
 		}
 		for _, v := range r.Header[k] {
@@ -247,39 +315,8 @@ func requestFrames(r *http.Request, body []byte) []byte {
 	if httpguts.HeaderValuesContainsToken(r.Header["Te"], "trailers") {
 		field("te", "trailers")
 	}
-	if len(body) > 0 || r.ContentLength == 0 && r.Header.Get("Content-Length") != "" {
-		field("content-length", strconv.Itoa(len(body)))
-	}
-	trailers := len(r.Trailer) > 0
-
-	out := make([]byte, 0, block.Len()+len(body)+frameHeaderLen*(3+len(body)/maxFrame))
-	flags := byte(0)
-	if len(body) == 0 && !trailers {
-		flags = flagEndStream
-	}
-	out = appendHeaderBlock(out, flags, block.Bytes())
-	for len(body) > 0 {
-		n := min(len(body), maxFrame)
-		f := byte(0)
-		if n == len(body) && !trailers {
-			f = flagEndStream
-		}
-		out = appendFrame(out, frameData, f, 1, body[:n])
-		body = body[n:]
-	}
-	if trailers {
-		block.Reset()
-		for _, k := range slices.Sorted(maps.Keys(r.Trailer)) {
-			if hopByHop[k] || !httpguts.ValidTrailerHeader(k) {
-				continue
-			}
-			for _, v := range r.Trailer[k] {
-				field(strings.ToLower(k), v)
-			}
-		}
-		out = appendHeaderBlock(out, flagEndStream, block.Bytes())
-	}
-	return out
+	field(strings.ToLower(bodyMarker), token)
+	return appendHeaderBlock(nil, flagEndStream, block.Bytes())
 }
 
 // appendHeaderBlock appends a HEADERS frame on stream 1 carrying block,
@@ -299,6 +336,11 @@ func appendHeaderBlock(out []byte, flags byte, block []byte) []byte {
 		}
 		typ, flags = frameContinuation, 0
 	}
+}
+
+// goAwayFrame is a GOAWAY with last stream 0: nothing was processed.
+func goAwayFrame(code uint32) []byte {
+	return appendFrame(nil, frameGoAway, 0, 0, binary.BigEndian.AppendUint32(make([]byte, 4, 8), code))
 }
 
 // appendFrame appends one frame (RFC 9113 §4.1).
