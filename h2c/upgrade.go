@@ -3,9 +3,9 @@ package h2c
 import (
 	"bytes"
 	"crypto/rand"
-	"encoding/hex"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -262,7 +262,7 @@ func parseSettingsHeader(h http.Header) (payload []byte, present bool, err error
 		id, val := binary.BigEndian.Uint16(p), binary.BigEndian.Uint32(p[2:])
 		switch {
 		case id == 0x2 && val > 1, // SETTINGS_ENABLE_PUSH
-			id == 0x8 && val > 1, // SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441)
+			id == 0x8 && val > 1,                        // SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441)
 			id == 0x4 && val > 1<<31-1,                  // SETTINGS_INITIAL_WINDOW_SIZE
 			id == 0x5 && (val < 1<<14 || val > 1<<24-1): // SETTINGS_MAX_FRAME_SIZE
 			return nil, true, fmt.Errorf("%w: setting %#x = %d", ErrSettingsValue, id, val)
