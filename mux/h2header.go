@@ -2,6 +2,7 @@ package mux
 
 import (
 	"net"
+	"strings"
 	"time"
 
 	"golang.org/x/net/http2/hpack"
@@ -14,10 +15,19 @@ import (
 const maxHeaderString = 8 << 10
 
 // GRPC matches an HTTP/2 prior-knowledge connection whose first request
-// is gRPC: content-type application/grpc, application/grpc+proto, ... Put
-// it before HTTP2(), which then takes the other HTTP/2 connections.
+// is gRPC: content-type application/grpc, alone or followed by "+" or ";"
+// (application/grpc+proto), as gRPC servers accept it; gRPC-Web
+// (application/grpc-web) is not gRPC. Put it before HTTP2(), which then
+// takes the other HTTP/2 connections. See HTTP2HeaderField for how the mux
+// deals with clients that wait for the server's SETTINGS.
 func GRPC() Matcher {
-	return HTTP2HeaderField("content-type", "application/grpc")
+	return http2Header("content-type", func(v string) bool {
+		const ct = "application/grpc"
+		if len(v) < len(ct) || !equalFoldASCII([]byte(v[:len(ct)]), ct) {
+			return false
+		}
+		return len(v) == len(ct) || v[len(ct)] == '+' || v[len(ct)] == ';'
+	})
 }
 
 // HTTP2HeaderField matches an HTTP/2 prior-knowledge connection whose
@@ -39,6 +49,14 @@ func GRPC() Matcher {
 // that sends no request at all (an idle pooled connection) is decided at
 // SniffTimeout, by the routes after this one.
 func HTTP2HeaderField(name, prefix string) Matcher {
+	prefix = strings.ToLower(prefix)
+	return http2Header(name, func(v string) bool {
+		return len(v) >= len(prefix) && equalFoldASCII([]byte(v[:len(prefix)]), prefix)
+	})
+}
+
+func http2Header(name string, ok func(value string) bool) Matcher {
+	name = strings.ToLower(name)
 	return func(in *Input) sniff.Verdict {
 		if v := verdict(in.HTTP2); v != sniff.Match {
 			return v
@@ -52,7 +70,7 @@ func HTTP2HeaderField(name, prefix string) Matcher {
 		}
 		found := false
 		d := hpack.NewDecoder(4096, func(f hpack.HeaderField) {
-			if f.Name == name && len(f.Value) >= len(prefix) && equalFoldASCII([]byte(f.Value[:len(prefix)]), prefix) {
+			if f.Name == name && ok(f.Value) {
 				found = true
 			}
 		})
@@ -129,29 +147,106 @@ func sendSettings(c net.Conn, deadline time.Time) error {
 	return err
 }
 
-// dropSettingsAck removes the client's first SETTINGS ACK from b, whose
-// frames start after the preface at offset off. found is false while the
-// ACK has not arrived.
-func dropSettingsAck(b []byte, off int) (out []byte, found bool) {
+// findSettingsAck finds the client's first SETTINGS ACK in b, whose
+// frames start after the preface at offset off: its offset, and whether
+// it is a well-formed (empty) one.
+func findSettingsAck(b []byte, off int) (at int, empty, found bool) {
 	rest := b[off+len(sniff.Preface):]
 	for {
 		f, next, ok := sniff.NextHTTP2Frame(rest)
 		if !ok {
-			return b, false
+			return 0, false, false
 		}
 		if f.Type == sniff.FrameSettings && f.Flags&sniff.FlagAck != 0 {
-			at := len(b) - len(rest)
-			return append(b[:at], b[at+9+len(f.Payload):]...), true
+			return len(b) - len(rest), len(f.Payload) == 0, true
 		}
 		rest = next
 	}
 }
 
-// goAwaySettingsTimeout is GOAWAY, last stream 0, SETTINGS_TIMEOUT (RFC
-// 9113 §6.8, §7).
-var goAwaySettingsTimeout = []byte{0, 0, 8, 0x7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x4}
+// dropSettingsAck removes the client's first SETTINGS ACK from b; found
+// is false while it has not arrived. An ACK with a payload, a
+// FRAME_SIZE_ERROR (RFC 9113 §6.5), is left for the server to answer.
+func dropSettingsAck(b []byte, off int) (out []byte, found bool) {
+	at, empty, found := findSettingsAck(b, off)
+	if !found || !empty {
+		return b, found
+	}
+	return append(b[:at], b[at+9:]...), true
+}
+
+// goAwaySettingsTimeout and goAwayNoError are GOAWAY frames, last stream
+// 0, with SETTINGS_TIMEOUT and NO_ERROR (RFC 9113 §6.8, §7).
+var (
+	goAwaySettingsTimeout = []byte{0, 0, 8, 0x7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x4}
+	goAwayNoError         = []byte{0, 0, 8, 0x7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x0}
+)
 
 func sendGoAway(c net.Conn, deadline time.Time, frame []byte) {
 	c.SetWriteDeadline(deadline)
 	c.Write(frame)
+}
+
+// ackSlack is how far past MaxSniffBytes the mux reads while it waits for
+// the ACK of its SETTINGS: a client that did not wait for them may send
+// its requests first, with up to 65,535 bytes of DATA (the initial
+// flow-control window, RFC 9113 §6.9.2) plus frame headers.
+const ackSlack = 80 << 10
+
+// h2Wait is the state of a connection for which the mux sent SETTINGS.
+type h2Wait struct {
+	sent bool // the mux sent its SETTINGS
+	idle bool // waiting out HTTP2IdleTimeout for a first request
+}
+
+// settleHTTP2 runs after the routes were matched, when HTTP2HeaderField
+// asked for SETTINGS or they were sent. It sends them once; holds the
+// decision until the client's ACK is in (and takes the ACK out); and
+// keeps a connection that exchanged SETTINGS but sent no request (an idle
+// gRPC channel) waiting up to HTTP2IdleTimeout instead of letting a later
+// route take it at SniffTimeout, after which it gets GOAWAY NO_ERROR,
+// which tells a client to retry on a new connection. done reports that
+// the connection was rejected and closed.
+//
+//go:noinline
+func (m *Mux) settleHTTP2(c *Conn, st *state, buf *[]byte, h *h2Wait, r *route, more bool, timedOut *bool, eof bool, limit int) (*route, bool, bool) {
+	if st.in.wantSettings && !h.sent && (more || r == nil) && !*timedOut {
+		if err := sendSettings(c.Conn, time.Now().Add(m.sniffTimeout())); err != nil {
+			m.reject(c, st, buf, ReasonReadError)
+			return nil, false, true
+		}
+		h.sent = true
+		return nil, true, false
+	}
+	if !h.sent {
+		return r, more, false
+	}
+	if _, _, acked := findSettingsAck(*buf, st.res.Offset); st.in.wantSettings && *timedOut && acked {
+		// SETTINGS exchanged, no request: an idle client, not one of the
+		// later routes' protocol.
+		if !h.idle {
+			h.idle, *timedOut = true, false
+			c.Conn.SetReadDeadline(time.Now().Add(m.http2IdleTimeout()))
+			m.releaseSlot(c) // an idle channel must not starve new sniffs
+			return nil, true, false
+		}
+		sendGoAway(c.Conn, time.Now().Add(m.lingerTimeout()), goAwayNoError)
+		m.reject(c, st, buf, ReasonHTTP2Idle)
+		return nil, false, true
+	}
+	if r == nil {
+		return r, more, false
+	}
+	// The client's ACK of the mux's SETTINGS must not reach the route's
+	// server, which never sent them.
+	var acked bool
+	if *buf, acked = dropSettingsAck(*buf, st.res.Offset); !acked {
+		if *timedOut || eof || len(*buf) >= limit+ackSlack {
+			sendGoAway(c.Conn, time.Now().Add(m.lingerTimeout()), goAwaySettingsTimeout)
+			m.reject(c, st, buf, ReasonHTTP2Settings)
+			return nil, false, true
+		}
+		return nil, true, false
+	}
+	return r, false, false
 }

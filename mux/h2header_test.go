@@ -109,6 +109,10 @@ func TestGRPCClientWaitsForSettings(t *testing.T) {
 		{"application/grpc", "grpc route, application/grpc"},
 		{"application/GRPC+proto", "grpc route, application/GRPC+proto"},
 		{"application/json", "h2 route, application/json"},
+		{"application/grpc;charset=utf-8", "grpc route, application/grpc;charset=utf-8"},
+		// gRPC-Web and look-alikes are not gRPC (gRPC servers answer 415).
+		{"application/grpc-web+proto", "h2 route, application/grpc-web+proto"},
+		{"application/grpcfoo", "h2 route, application/grpcfoo"},
 	} {
 		body, acks := rawH2(t, m.Addr().String(), tt.contentType)
 		if body != tt.want || acks != 1 {
@@ -246,4 +250,149 @@ func FuzzHTTP2HeaderField(f *testing.F) {
 			t.Fatalf("dropSettingsAck grew the buffer")
 		}
 	})
+}
+
+// TestBodyBeforeAck: a client that does not wait for SETTINGS, whose
+// preface and SETTINGS arrive alone (so the mux sends its own), then sends
+// a request with 20 KB of DATA before its ACK: past MaxSniffBytes, the
+// mux reads on until the ACK and routes it whole.
+func TestBodyBeforeAck(t *testing.T) {
+	m := startGRPCRoutes(t, nil)
+	c, err := net.Dial("tcp", m.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, sniff.Preface)
+	fr := http2.NewFramer(c, c)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	fr.WriteSettings()
+	f, err := fr.ReadFrame() // the mux's SETTINGS, left unanswered for now
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sf, ok := f.(*http2.SettingsFrame); !ok || sf.IsAck() {
+		t.Fatalf("first frame %v; want SETTINGS", f)
+	}
+	var block bytes.Buffer
+	enc := hpack.NewEncoder(&block)
+	for _, hf := range [][2]string{{":method", "POST"}, {":scheme", "http"}, {":authority", "x"}, {":path", "/up"}, {"content-type", "text/plain"}} {
+		enc.WriteField(hpack.HeaderField{Name: hf[0], Value: hf[1]})
+	}
+	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block.Bytes(), EndHeaders: true})
+	body := bytes.Repeat([]byte("x"), 16000)
+	fr.WriteData(1, false, body)
+	fr.WriteData(1, true, body[:4000])
+	fr.WriteSettingsAck()
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("rejected %v: %v", m.Stats().Rejected, err)
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				fr.WriteSettingsAck()
+			}
+		case *http2.GoAwayFrame:
+			t.Fatalf("GOAWAY %v", f.ErrCode)
+		case *http2.DataFrame:
+			if got := string(f.Data()); got != "h2 route, text/plain" {
+				t.Errorf("got %q", got)
+			}
+			return
+		}
+	}
+}
+
+// TestGoTransportThroughGRPCRoute: Go's own h2c client, which flushes its
+// preface and SETTINGS before its HEADERS, posting 32 KiB bodies.
+func TestGoTransportThroughGRPCRoute(t *testing.T) {
+	m := startGRPCRoutes(t, nil)
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	for i := range 20 {
+		cl := &http.Client{Transport: &http.Transport{Protocols: &p}, Timeout: 10 * time.Second}
+		resp, err := cl.Post("http://"+m.Addr().String()+"/up", "text/plain", bytes.NewReader(make([]byte, 32<<10)))
+		if err != nil {
+			t.Fatalf("POST %d: %v (rejected %v)", i, err, m.Stats().Rejected)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		cl.CloseIdleConnections()
+		if string(b) != "h2 route, text/plain" {
+			t.Errorf("POST %d: got %q", i, b)
+		}
+	}
+	if got := m.Stats().Rejected; len(got) != 0 {
+		t.Errorf("rejections: %v", got)
+	}
+}
+
+// TestIdleHTTP2Client: a client that exchanged SETTINGS and sends its
+// first request only after SniffTimeout still reaches the gRPC route; one
+// that sends none within HTTP2IdleTimeout gets GOAWAY NO_ERROR.
+func TestIdleHTTP2Client(t *testing.T) {
+	m := startGRPCRoutes(t, func(m *Mux) {
+		m.SniffTimeout = 100 * time.Millisecond
+		m.HTTP2IdleTimeout = 2 * time.Second
+	})
+	dial := func() *http2.Framer {
+		c, err := net.Dial("tcp", m.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(c, sniff.Preface)
+		fr := http2.NewFramer(c, c)
+		fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+		fr.WriteSettings()
+		if _, err := fr.ReadFrame(); err != nil {
+			t.Fatal(err)
+		}
+		fr.WriteSettingsAck()
+		return fr
+	}
+	late := dial()
+	idle := dial()
+	time.Sleep(300 * time.Millisecond) // past SniffTimeout
+	var block bytes.Buffer
+	enc := hpack.NewEncoder(&block)
+	for _, hf := range [][2]string{{":method", "POST"}, {":scheme", "http"}, {":authority", "x"}, {":path", "/s/M"}, {"content-type", "application/grpc"}} {
+		enc.WriteField(hpack.HeaderField{Name: hf[0], Value: hf[1]})
+	}
+	late.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block.Bytes(), EndHeaders: true, EndStream: true})
+	for {
+		f, err := late.ReadFrame()
+		if err != nil {
+			t.Fatalf("late request: %v (rejected %v)", err, m.Stats().Rejected)
+		}
+		if sf, ok := f.(*http2.SettingsFrame); ok && !sf.IsAck() {
+			late.WriteSettingsAck()
+		}
+		if rst, ok := f.(*http2.RSTStreamFrame); ok {
+			t.Fatalf("late request: RST_STREAM %v", rst.ErrCode)
+		}
+		if d, ok := f.(*http2.DataFrame); ok {
+			if got := string(d.Data()); got != "grpc route, application/grpc" {
+				t.Errorf("late request went to %q", got)
+			}
+			break
+		}
+	}
+	for {
+		f, err := idle.ReadFrame()
+		if err != nil {
+			t.Fatalf("idle client: %v; want GOAWAY", err)
+		}
+		if ga, ok := f.(*http2.GoAwayFrame); ok {
+			if ga.ErrCode != http2.ErrCodeNo || ga.LastStreamID != 0 {
+				t.Errorf("GOAWAY %v last stream %d; want NO_ERROR, 0", ga.ErrCode, ga.LastStreamID)
+			}
+			break
+		}
+	}
+	waitFor(t, func() bool { return m.Stats().Rejected[ReasonHTTP2Idle] == 1 })
 }

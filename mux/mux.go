@@ -22,6 +22,8 @@ const (
 	DefaultQueueLen      = 128
 	DefaultLingerTimeout = 2 * time.Second
 	DefaultLingerBytes   = 4 << 20
+
+	DefaultHTTP2IdleTimeout = 5 * time.Minute
 )
 
 // ErrMuxClosed is returned by Serve after Close or Shutdown.
@@ -73,6 +75,13 @@ type Mux struct {
 	// LingerBytes bounds the bytes drained in that lingering close. If
 	// zero, DefaultLingerBytes (4 MiB) is used.
 	LingerBytes int64
+
+	// HTTP2IdleTimeout bounds how long a connection routed by
+	// HTTP2HeaderField (or GRPC) may wait for its first request once it
+	// exchanged SETTINGS with the mux: an idle gRPC channel. It then gets
+	// GOAWAY NO_ERROR and is closed (ReasonHTTP2Idle). If zero,
+	// DefaultHTTP2IdleTimeout (5 min) is used.
+	HTTP2IdleTimeout time.Duration
 
 	// TrustedProxies lists the peers whose PROXY protocol header (v1 or v2)
 	// is believed: it is stripped, and the Conn reports the addresses it
@@ -154,6 +163,13 @@ func (m *Mux) lingerTimeout() time.Duration {
 		return m.LingerTimeout
 	}
 	return DefaultLingerTimeout
+}
+
+func (m *Mux) http2IdleTimeout() time.Duration {
+	if m.HTTP2IdleTimeout > 0 {
+		return m.HTTP2IdleTimeout
+	}
+	return DefaultHTTP2IdleTimeout
 }
 
 func (m *Mux) lingerBytes() int64 {

@@ -68,7 +68,7 @@ func (m *Mux) serveConn(nc net.Conn) {
 
 	var buf *[]byte // nil until bytes arrive
 	var timedOut, eof bool
-	var sentSettings bool // the mux sent SETTINGS for HTTP2HeaderField
+	var h2 *h2Wait // for HTTP2HeaderField: the mux's own SETTINGS
 	limit := m.maxSniffBytes()
 	routes := m.loadRoutes()
 	trusted := m.trusted(nc)
@@ -90,29 +90,18 @@ func (m *Mux) serveConn(nc net.Conn) {
 		st.in.TimedOut, st.in.Final = timedOut, final
 		st.in.wantSettings = false
 		r, more := matchRoutes(routes, &st.in)
-		if r != nil && sentSettings {
-			// The client's ACK of the mux's SETTINGS must not reach the
-			// route's server (see HTTP2HeaderField).
-			var acked bool
-			if *buf, acked = dropSettingsAck(*buf, st.res.Offset); !acked {
-				if final {
-					sendGoAway(nc, time.Now().Add(m.lingerTimeout()), goAwaySettingsTimeout)
-					m.reject(c, st, buf, ReasonHTTP2Settings)
-					return
-				}
-				r, more = nil, true
+		if h2 != nil || st.in.wantSettings {
+			var done bool
+			if h2 == nil {
+				h2 = new(h2Wait)
+			}
+			if r, more, done = m.settleHTTP2(c, st, buf, h2, r, more, &timedOut, eof, limit); done {
+				return
 			}
 		}
 		if r != nil {
 			m.handOff(c, r, st, buf, start)
 			return
-		}
-		if more && st.in.wantSettings && !sentSettings {
-			if err := sendSettings(nc, start.Add(m.sniffTimeout())); err != nil {
-				m.reject(c, st, buf, ReasonReadError)
-				return
-			}
-			sentSettings = true
 		}
 		if !more && !final {
 			// No route will take it, but the mux's own answer (426, 400,
@@ -134,12 +123,16 @@ func (m *Mux) serveConn(nc net.Conn) {
 				return
 			}
 		} else {
+			rl := limit
+			if h2 != nil && h2.sent {
+				rl += ackSlack // see settleHTTP2
+			}
 			if len(*buf) == cap(*buf) {
-				buf = grow(buf, limit)
+				buf = grow(buf, rl)
 			}
 			b = *buf
 			var n int
-			n, err = nc.Read(b[len(b):min(cap(b), limit)])
+			n, err = nc.Read(b[len(b):min(cap(b), rl)])
 			*buf = b[:len(b)+n]
 			if err != nil && m.readFailed(c, err, &timedOut) {
 				putBuf(buf)

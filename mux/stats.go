@@ -26,7 +26,8 @@ const (
 	ReasonRouteClosed             // the matching route's Listener was closed
 	ReasonQueueFull               // the route Listener's queue stayed full
 	ReasonShutdown                // the mux closed during sniffing
-	ReasonHTTP2Settings           // no ACK of the mux's HTTP/2 SETTINGS within the sniff limits: GOAWAY SETTINGS_TIMEOUT
+	ReasonHTTP2Settings           // no ACK of the mux's HTTP/2 SETTINGS within the limits: GOAWAY SETTINGS_TIMEOUT
+	ReasonHTTP2Idle               // HTTP/2 SETTINGS exchanged but no request within HTTP2IdleTimeout: GOAWAY NO_ERROR
 	numReasons
 )
 
@@ -34,7 +35,7 @@ var reasonNames = [numReasons]string{
 	"none", "no_match", "timeout", "client_closed", "read_error", "bad_request", "not_found",
 	"http_version", "too_large", "upgrade_required", "websocket_version", "tls_no_route",
 	"proxy_untrusted", "proxy_malformed", "route_closed", "queue_full", "shutdown",
-	"http2_settings_timeout",
+	"http2_settings_unacked", "http2_idle",
 }
 
 // String returns the reason's metric label, e.g. "upgrade_required".

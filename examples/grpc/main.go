@@ -39,7 +39,7 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	s := serve(ln, false)
+	s := serve(ln, false, 0)
 	fmt.Printf("gRPC (health service) and HTTP on %s\n", ln.Addr())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -62,8 +62,10 @@ type server struct {
 // serve starts serving on ln. With viaNetHTTP, gRPC is served by net/http
 // (grpc.Server.ServeHTTP) instead of gRPC's own HTTP/2 server: the way
 // that broke behind cmux when a stray SETTINGS ACK reached net/http.
-func serve(ln net.Listener, viaNetHTTP bool) *server {
+// sniffTimeout, if not zero, replaces the mux's default.
+func serve(ln net.Listener, viaNetHTTP bool, sniffTimeout time.Duration) *server {
 	s := &server{m: mux.New(ln), grpc: grpc.NewServer()}
+	s.m.SniffTimeout = sniffTimeout
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(s.grpc, hs)

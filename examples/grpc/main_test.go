@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
@@ -35,7 +36,7 @@ func TestGRPCBesidePlainHTTP2(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			s := serve(ln, viaNetHTTP)
+			s := serve(ln, viaNetHTTP, 0)
 			defer func() {
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				defer cancel()
@@ -87,5 +88,39 @@ func TestGRPCBesidePlainHTTP2(t *testing.T) {
 				t.Errorf("rejections: %v", got)
 			}
 		})
+	}
+}
+
+// TestIdleChannel: a channel that connects at once (as round_robin does)
+// and makes its first call only after the sniff timeout still reaches
+// the gRPC server, not the web server behind HTTP2().
+func TestIdleChannel(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := serve(ln, false, 200*time.Millisecond)
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		s.shutdown(ctx)
+	}()
+	cc, err := grpc.NewClient("passthrough:///"+ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	cc.Connect()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for st := cc.GetState(); st != connectivity.Ready; st = cc.GetState() {
+		if !cc.WaitForStateChange(ctx, st) {
+			t.Fatalf("channel never ready: %v", st)
+		}
+	}
+	time.Sleep(time.Second) // five sniff timeouts
+	resp, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("first call after idling: %v %v", resp, err)
 	}
 }
