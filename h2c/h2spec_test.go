@@ -90,31 +90,33 @@ func TestH2spec(t *testing.T) {
 	wg.Go(func() { bare.Serve(ln) })
 	defer func() { bare.Close(); wg.Wait() }()
 	muxed := serve(t, &Server{Server: &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}}, false)
+	// Not behind GRPC(): h2spec waits for the ACK of its own SETTINGS
+	// before it sends a request, which no server sends before the mux
+	// has routed the connection (see mux.HTTP2HeaderField).
+	targets := map[string]string{"through the mux": muxed}
 
 	for _, strict := range []bool{false, true} {
-		var want, got h2specResult
-		var runs sync.WaitGroup
-		runs.Go(func() { want = runH2spec(t, bin, ln.Addr().String(), strict) })
-		runs.Go(func() { got = runH2spec(t, bin, muxed, strict) })
-		runs.Wait()
-		t.Logf("strict=%v: bare net/http %d passed, %d failed; through the mux %d passed, %d failed",
-			strict, want.passed, len(want.failed), got.passed, len(got.failed))
-		t.Logf("strict=%v: failed on bare net/http:\n%s\nfailed through the mux:\n%s", strict, strings.Join(want.failed, "\n"), strings.Join(got.failed, "\n"))
+		want := runH2spec(t, bin, ln.Addr().String(), strict)
 		if want.passed < 100 {
 			t.Fatalf("strict=%v: bare net/http passed only %d cases; h2spec did not run properly", strict, want.passed)
 		}
-		for _, c := range got.failed {
-			if slices.Contains(want.failed, c) {
-				continue
-			}
-			section := strings.Fields(c)[0]
-			muxFails, bareFails := true, false
-			for range 2 {
-				muxFails = muxFails && slices.Contains(runH2spec(t, bin, muxed, strict, section).failed, c)
-				bareFails = bareFails || slices.Contains(runH2spec(t, bin, ln.Addr().String(), strict, section).failed, c)
-			}
-			if muxFails && !bareFails {
-				t.Errorf("strict=%v: %s fails through the mux, every time, and passes on bare net/http", strict, c)
+		t.Logf("strict=%v: bare net/http %d passed, failed:\n%s", strict, want.passed, strings.Join(want.failed, "\n"))
+		for name, addr := range targets {
+			got := runH2spec(t, bin, addr, strict)
+			t.Logf("strict=%v: %s %d passed, failed:\n%s", strict, name, got.passed, strings.Join(got.failed, "\n"))
+			for _, c := range got.failed {
+				if slices.Contains(want.failed, c) {
+					continue
+				}
+				section := strings.Fields(c)[0]
+				muxFails, bareFails := true, false
+				for range 2 {
+					muxFails = muxFails && slices.Contains(runH2spec(t, bin, addr, strict, section).failed, c)
+					bareFails = bareFails || slices.Contains(runH2spec(t, bin, ln.Addr().String(), strict, section).failed, c)
+				}
+				if muxFails && !bareFails {
+					t.Errorf("strict=%v: %s fails %s, every time, and passes on bare net/http", strict, c, name)
+				}
 			}
 		}
 	}
