@@ -123,7 +123,7 @@ func (b *Bridge) serve(ctx context.Context, c *Conn) error {
 	}
 	if err != nil {
 		c.sendClose(CloseBadGateway, "backend unreachable")
-		lingerClose(c.nc, c.closeTO)
+		c.shutdown()
 		return fmt.Errorf("%w: %s: %w", ErrBackendUnreachable, b.Backend, err)
 	}
 	defer be.Close()
@@ -158,7 +158,7 @@ func (b *Bridge) serve(ctx context.Context, c *Conn) error {
 	}
 	be.Close()
 	outErr := <-out
-	lingerClose(c.nc, c.closeTO)
+	c.shutdown()
 	if errors.Is(inErr, ErrCloseTimeout) && outErr != nil {
 		return outErr // we closed because the backend ended or failed
 	}

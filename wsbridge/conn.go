@@ -377,23 +377,41 @@ func (c *Conn) CloseWith(code CloseCode, reason string) error {
 }
 
 // Close sends close 1000 if no close frame was sent yet and closes the
-// connection. When no ReadMessage is running and the peer has not closed
-// yet, it first waits up to CloseTimeout for the peer's close frame
-// (discarding anything else), so that the peer sees a clean close and not
-// a reset; it half-closes the TCP connection before that wait, as a
-// server should close first (RFC 6455 §7.1.1). It is safe to call more
+// connection. When no ReadMessage is running, it first waits up to
+// CloseTimeout for the peer's close frame (discarding messages), so that
+// the peer sees a clean close and not a reset. It is safe to call more
 // than once and from any goroutine; a ReadMessage running meanwhile
 // returns an error.
 func (c *Conn) Close() error {
 	c.closeOnce.Do(func() {
 		c.sendClose(CloseNormal, "")
-		if c.reading.Load() || c.peerClose.Load() != nil {
+		if c.reading.Load() {
 			c.closeErr = c.nc.Close()
 			return
 		}
-		lingerClose(c.nc, c.closeTO)
+		c.shutdown()
 	})
 	return c.closeErr
+}
+
+// shutdown closes the connection after our close frame was sent, from the
+// reading goroutine. If the frame stream is intact it reads on until the
+// peer's close frame, within the close deadline; if not (a protocol
+// error) it half-closes and drains raw bytes for what is left of the
+// deadline, so that the peer reads our close frame rather than a reset.
+func (c *Conn) shutdown() {
+	for c.readErr == nil && c.peerClose.Load() == nil {
+		c.nextMessage()
+	}
+	if c.peerClose.Load() != nil {
+		c.closeErr = c.nc.Close()
+		return
+	}
+	left := time.Duration(0)
+	if at := c.closeAt.Load(); at != 0 {
+		left = max(0, time.Until(time.Unix(0, at)))
+	}
+	lingerClose(c.nc, left)
 }
 
 // fail ends the conversation after err: if err asks for a close frame
