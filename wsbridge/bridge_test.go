@@ -149,11 +149,11 @@ func TestBridgeBackendReset(t *testing.T) {
 	code, reason := rc.expectClose()
 	// The reset may arrive before or after the bytes; either way the
 	// client must not be told the session ended normally.
-	if code != CloseInternalError && code != CloseNormal {
-		t.Errorf("close %d %q", code, reason)
-	}
 	rc.send(closeFrame(code, ""))
-	waitResult(t, results)
+	err := waitResult(t, results)
+	if code != CloseInternalError && code != CloseNormal {
+		t.Errorf("close %d %q; ServeConn: %v", code, reason, err)
+	}
 }
 
 func TestBridgeText(t *testing.T) {
