@@ -53,7 +53,9 @@ type Bridge struct {
 	Backend string
 	// Dial, if not nil, connects to the backend instead of a net.Dialer;
 	// network is "tcp" and address is Backend. The context carries the
-	// DialTimeout.
+	// DialTimeout. The half-close after a client's close frame needs a
+	// CloseWrite method on the conn (or on the one its NetConn returns);
+	// without one the backend gets CloseTimeout to finish instead of EOF.
 	Dial func(ctx context.Context, network, address string) (net.Conn, error)
 	// DialTimeout bounds connecting to the backend. If zero,
 	// DefaultDialTimeout (10 s).
@@ -120,6 +122,11 @@ func (b *Bridge) serve(ctx context.Context, c *Conn) error {
 		if _, err = be.Write(proxyproto.AppendV2(hdr[:0], c.RemoteAddr(), c.LocalAddr())); err != nil {
 			be.Close()
 		}
+	}
+	if err != nil && ctx.Err() != nil {
+		c.sendClose(CloseGoingAway, "server shutting down")
+		c.shutdown()
+		return ctx.Err()
 	}
 	if err != nil {
 		c.sendClose(CloseBadGateway, "backend unreachable")

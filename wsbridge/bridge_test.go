@@ -322,3 +322,5 @@ func TestBridgeBackpressure(t *testing.T) {
 	rc.expectClose()
 	waitResult(t, results)
 }
+
+func proxyV2For(src, dst net.Addr) []byte { return proxyproto.AppendV2(nil, src, dst) }

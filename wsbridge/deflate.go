@@ -1,6 +1,7 @@
 package wsbridge
 
 import (
+	"bytes"
 	"compress/flate"
 	"io"
 	"sync"
@@ -118,7 +119,10 @@ func (w *appendWriter) Write(p []byte) (int, error) {
 // tail (RFC 7692 §7.2.1), to dst.b.
 func compress(dst *appendWriter, p []byte) error {
 	fw := flateWriters.Get().(*flate.Writer)
-	defer flateWriters.Put(fw)
+	defer func() {
+		fw.Reset(nil) // the pool must not keep dst (and its conn) alive
+		flateWriters.Put(fw)
+	}()
 	fw.Reset(dst)
 	if _, err := fw.Write(p); err != nil {
 		return err
@@ -140,7 +144,14 @@ func getInflater(r flate.Reader) io.ReadCloser {
 	return fr
 }
 
-func putInflater(fr io.ReadCloser) { flateReaders.Put(fr) }
+func putInflater(fr io.ReadCloser) {
+	fr.(flate.Resetter).Reset(noBytes, nil) // the pool must not keep the conn alive
+	flateReaders.Put(fr)
+}
+
+// noBytes is an empty flate.Reader for idle decompressors; Reset does not
+// read it, so sharing it is safe.
+var noBytes = bytes.NewReader(nil)
 
 // deflateTailBytes is deflateTail for readers; never written to.
 var deflateTailBytes = []byte(deflateTail)
