@@ -1,11 +1,14 @@
 package wsbridge
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"testing"
+	"testing/synctest"
 	"time"
 	"unicode/utf8"
 
@@ -82,27 +85,36 @@ func TestConnCloseWithInterruptsRead(t *testing.T) {
 	}
 }
 
-// TestConnCloseTimeout: a peer that never answers our close frame does
-// not hold ReadMessage beyond CloseTimeout.
+// TestConnCloseTimeout, on fake time: a peer that never answers our
+// close frame holds ReadMessage for exactly CloseTimeout.
 func TestConnCloseTimeout(t *testing.T) {
-	got := make(chan error, 1)
-	addr := connServer(t, &Upgrader{CloseTimeout: 200 * time.Millisecond}, func(c *Conn) {
-		defer c.Close()
-		c.CloseWith(CloseNormal, "")
-		_, _, err := c.ReadMessage(nil)
-		got <- err
-	})
-	rc := dialRaw(t, addr)
-	rc.upgrade("/", nil)
-	rc.expectClose()
-	select {
-	case err := <-got:
-		if !errors.Is(err, ErrCloseTimeout) {
+	synctest.Test(t, func(t *testing.T) {
+		srv, cli := net.Pipe()
+		defer cli.Close()
+		got := make(chan error, 1)
+		go func() {
+			c, err := (&Upgrader{}).Upgrade(srv)
+			if err != nil {
+				got <- err
+				return
+			}
+			defer c.Close()
+			c.CloseWith(CloseNormal, "")
+			_, _, err = c.ReadMessage(nil)
+			got <- err
+		}()
+		rc := &rawClient{t: t, c: cli, br: bufio.NewReader(cli)}
+		rc.upgrade("/", nil)
+		rc.expectClose()
+		sent := time.Now()
+		go io.Copy(io.Discard, cli)
+		if err := <-got; !errors.Is(err, ErrCloseTimeout) {
 			t.Errorf("ReadMessage: %v; want ErrCloseTimeout", err)
 		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("ReadMessage still waits for the close answer")
-	}
+		if d := time.Since(sent); d != DefaultCloseTimeout {
+			t.Errorf("ReadMessage returned %v after the close frame; want %v", d, DefaultCloseTimeout)
+		}
+	})
 }
 
 // TestConnClose: Close without a reader sends 1000 and waits for the

@@ -1,11 +1,14 @@
 package wsbridge
 
 import (
+	"bufio"
 	"bytes"
 	"compress/flate"
 	"context"
+	"io"
 	"net"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -216,37 +219,51 @@ func inflate(p []byte) ([]byte, error) {
 	return out.Bytes(), err
 }
 
-// TestKeepalive: a quiet client is pinged; one that answers stays; one
-// that sends nothing at all is closed with 1001 after IdleTimeout.
+// TestKeepalive, on fake time: a client that answers pings stays, with a
+// ping each PingInterval after it last spoke; one that stops answering is
+// closed with 1001 exactly IdleTimeout after the last thing it sent.
 func TestKeepalive(t *testing.T) {
-	u := &Upgrader{PingInterval: 50 * time.Millisecond, IdleTimeout: 300 * time.Millisecond}
-	addr, results := echoServer(t, u)
-
-	rc := dialRaw(t, addr)
-	rc.upgrade("/", nil)
-	for i := range 3 {
-		h, p, err := rc.next()
-		if err != nil || h.OpCode != ws.OpPing {
-			t.Fatalf("ping %d: %+v %v", i, h, err)
+	synctest.Test(t, func(t *testing.T) {
+		srv, cli := net.Pipe()
+		defer cli.Close()
+		done := make(chan error, 1)
+		go func() {
+			c, err := (&Upgrader{}).Upgrade(srv) // the defaults: 30 s pings, 75 s idle
+			if err != nil {
+				done <- err
+				return
+			}
+			defer c.Close()
+			_, _, err = c.ReadMessage(nil)
+			done <- err
+		}()
+		rc := &rawClient{t: t, c: cli, br: bufio.NewReader(cli)}
+		rc.upgrade("/", nil)
+		start := time.Now()
+		for i := 1; i <= 3; i++ {
+			h, p, err := rc.next()
+			if err != nil || h.OpCode != ws.OpPing {
+				t.Fatalf("ping %d: %+v %v", i, h, err)
+			}
+			if d := time.Since(start); d != time.Duration(i)*DefaultPingInterval {
+				t.Errorf("ping %d after %v; want %v", i, d, time.Duration(i)*DefaultPingInterval)
+			}
+			rc.send(frame(true, ws.OpPong, p))
 		}
-		rc.send(frame(true, ws.OpPong, p))
-	}
-	rc.send(frame(true, ws.OpText, []byte("still here")))
-	if _, msg := rc.readMessage(); string(msg) != "still here" {
-		t.Errorf("echo %q", msg)
-	}
-	rc.send(closeFrame(CloseNormal, ""))
-	rc.expectClose()
-	<-results
-
-	silent := dialRaw(t, addr)
-	silent.upgrade("/", nil)
-	start := time.Now()
-	if code, reason := silent.expectClose(); code != CloseGoingAway || reason != "idle timeout" {
-		t.Errorf("silent client got %d %q; want 1001 idle timeout", code, reason)
-	}
-	if d := time.Since(start); d < 250*time.Millisecond {
-		t.Errorf("closed after %v, before IdleTimeout", d)
-	}
-	<-results
+		lastSent := time.Now()
+		// A fourth ping, unanswered; then the idle close.
+		if h, _, err := rc.next(); err != nil || h.OpCode != ws.OpPing {
+			t.Fatalf("fourth ping: %+v %v", h, err)
+		}
+		if code, reason := rc.expectClose(); code != CloseGoingAway || reason != "idle timeout" {
+			t.Errorf("close %d %q; want 1001 idle timeout", code, reason)
+		}
+		if d := time.Since(lastSent); d != DefaultIdleTimeout {
+			t.Errorf("idle close %v after the last pong; want %v", d, DefaultIdleTimeout)
+		}
+		go io.Copy(io.Discard, cli) // let Close finish its lingering
+		if ce, ok := (<-done).(*CloseError); !ok || ce.Remote || ce.Code != CloseGoingAway {
+			t.Errorf("ReadMessage: %v", ce)
+		}
+	})
 }
