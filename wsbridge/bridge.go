@@ -33,7 +33,8 @@ var (
 //
 // Each connection costs two goroutines (the caller's and one it starts
 // and waits for) and two buffers of Upgrader.BufferSize, one per
-// direction; messages are not copied into per-message buffers. Each side
+// direction (a third, for inflating, once a client sends a compressed
+// message); messages are not copied into per-message buffers. Each side
 // is read only when the other has taken the previous bytes, so a slow
 // reader on either side slows the writer on the other (backpressure),
 // and every write is bounded by Upgrader.WriteTimeout.

@@ -147,11 +147,13 @@ type Upgrader struct {
 	BufferSize int
 	// PingInterval: a ping is sent when the client has sent nothing for
 	// this long. If zero, DefaultPingInterval (30 s); negative disables
-	// pings.
+	// pings. Keep it below IdleTimeout, or live clients are never asked
+	// to prove it before they are dropped.
 	PingInterval time.Duration
 	// IdleTimeout: a client that sends nothing, not even a pong, for this
 	// long is disconnected (close 1001). If zero, DefaultIdleTimeout
-	// (75 s), which lets a live client answer two pings.
+	// (75 s), which lets a live client answer two pings. It cannot be
+	// disabled: with pings, only dead clients reach it.
 	IdleTimeout time.Duration
 	// WriteTimeout bounds each write to the client. If zero,
 	// DefaultWriteTimeout (30 s).
