@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -249,4 +250,52 @@ func TestAcceptKey(t *testing.T) {
 	if got := AcceptKey("dGhlIHNhbXBsZSBub25jZQ=="); got != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" {
 		t.Errorf("AcceptKey = %q", got)
 	}
+}
+
+// TestHandshakeChromiumCapture upgrades the exact bytes Chromium sent
+// (captured for sniff's corpus), fed one byte per read.
+func TestHandshakeChromiumCapture(t *testing.T) {
+	head, err := os.ReadFile("../sniff/testdata/captures/chromium_websocket.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, cli := net.Pipe()
+	defer cli.Close()
+	type result struct {
+		c   *Conn
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		c, err := (&Upgrader{Compression: true}).Upgrade(oneByteConn{srv})
+		done <- result{c, err}
+	}()
+	go cli.Write(head)
+	resp, err := http.ReadResponse(bufio.NewReader(cli), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	defer r.c.NetConn().Close()
+	key := r.c.Request().Header.Get("Sec-WebSocket-Key")
+	if resp.StatusCode != 101 || resp.Header.Get("Sec-WebSocket-Accept") != AcceptKey(key) ||
+		resp.Header.Get("Sec-WebSocket-Extensions") != deflateResponse || !r.c.Compressed() {
+		t.Errorf("answer %s %v", resp.Status, resp.Header)
+	}
+	if o := r.c.Request().Origin; o == "" {
+		t.Error("Chromium's Origin is missing from the Request")
+	}
+}
+
+// oneByteConn reads at most one byte per Read.
+type oneByteConn struct{ net.Conn }
+
+func (c oneByteConn) Read(p []byte) (int, error) {
+	if len(p) > 1 {
+		p = p[:1]
+	}
+	return c.Conn.Read(p)
 }
