@@ -18,6 +18,7 @@ import (
 // MessageType is the type of a data message (RFC 6455 §5.6).
 type MessageType byte
 
+// The two data message types; the values are the frame opcodes.
 const (
 	Text   MessageType = 1
 	Binary MessageType = 2
@@ -37,6 +38,7 @@ func (t MessageType) String() string {
 // for 1012-1014).
 type CloseCode uint16
 
+// Close codes. 1005 and 1006 are never sent, only reported.
 const (
 	CloseNormal          CloseCode = 1000
 	CloseGoingAway       CloseCode = 1001
@@ -70,9 +72,10 @@ const (
 )
 
 // CloseError is the error ReadMessage returns once the connection is
-// closing. Remote says whether the peer sent the close frame (with Code
-// and Reason) or this end did, because the peer broke the protocol, a
-// limit was hit, or CloseWith was called.
+// closing. Remote says whether the peer sent the close frame (Code and
+// Reason are its own; CloseNoStatus if it gave none) or this end did,
+// because the peer broke the protocol (1002, 1007) or a limit: a message
+// too big (1009) or an idle client (1001, "idle timeout").
 type CloseError struct {
 	Code   CloseCode
 	Reason string
@@ -100,8 +103,6 @@ var (
 	// ErrInvalidUTF8: WriteMessage was given a Text message that is not
 	// UTF-8 (RFC 6455 §5.6).
 	ErrInvalidUTF8 = errors.New("wsbridge: text message is not valid UTF-8")
-	// ErrIdle: the client sent nothing, not even a pong, for IdleTimeout.
-	ErrIdle = errors.New("wsbridge: client idle")
 	// ErrCloseTimeout: the peer did not answer the close frame in time.
 	ErrCloseTimeout = errors.New("wsbridge: no close frame in reply")
 )
