@@ -88,7 +88,9 @@ func (b *Bridge) dialTimeout() time.Duration {
 // backend and bridges the two until either side ends, then closes both.
 // It owns c from the start and returns when both directions are done,
 // having started no goroutine that outlives it. Canceling ctx sends close
-// 1001 to the client and ends the bridge within Upgrader.CloseTimeout.
+// 1001 to the client and ends the bridge within Upgrader.CloseTimeout
+// (plus a write in progress, bounded by WriteTimeout); the handshake
+// itself does not watch ctx but is bounded by HandshakeTimeout.
 //
 // It returns nil when the connection closed cleanly (a close frame from
 // the client, or EOF from the backend answered by the client's close),
