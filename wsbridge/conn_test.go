@@ -1,0 +1,180 @@
+package wsbridge
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"testing"
+	"testing/synctest"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gobwas/ws"
+)
+
+// connServer upgrades one connection at a time and hands the Conn to f.
+func connServer(t *testing.T, u *Upgrader, f func(*Conn)) string {
+	return listen(t, func(ctx context.Context, c net.Conn) {
+		wc, err := u.Upgrade(c)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		f(wc)
+	})
+}
+
+func TestConnWrite(t *testing.T) {
+	done := make(chan error, 1)
+	big := bytes.Repeat([]byte("0123456789"), 10000)
+	addr := connServer(t, &Upgrader{}, func(c *Conn) {
+		defer c.Close()
+		if err := c.WriteMessage(Text, []byte("bad \xff")); !errors.Is(err, ErrInvalidUTF8) {
+			t.Errorf("WriteMessage of bad text: %v; want ErrInvalidUTF8", err)
+		}
+		if err := c.WriteMessage(MessageType(9), nil); err == nil {
+			t.Error("WriteMessage of a control type succeeded")
+		}
+		c.WriteMessage(Text, []byte("small"))
+		c.WriteMessage(Binary, big)
+		c.CloseWith(4001, "enough")
+		done <- c.WriteMessage(Text, []byte("after close"))
+	})
+	rc := dialRaw(t, addr)
+	rc.upgrade("/", nil)
+	if op, msg := rc.readMessage(); op != ws.OpText || string(msg) != "small" {
+		t.Errorf("got %v %q", op, msg)
+	}
+	if op, msg := rc.readMessage(); op != ws.OpBinary || !bytes.Equal(msg, big) {
+		t.Errorf("got %v and %d bytes", op, len(msg))
+	}
+	if code, reason := rc.expectClose(); code != 4001 || reason != "enough" {
+		t.Errorf("close %d %q", code, reason)
+	}
+	if err := <-done; !errors.Is(err, ErrClosed) {
+		t.Errorf("WriteMessage after CloseWith: %v; want ErrClosed", err)
+	}
+	rc.send(closeFrame(4001, ""))
+}
+
+// TestConnCloseWithInterruptsRead: CloseWith from another goroutine makes
+// a blocked ReadMessage return the peer's answer.
+func TestConnCloseWithInterruptsRead(t *testing.T) {
+	got := make(chan error, 1)
+	started := make(chan *Conn, 1)
+	addr := connServer(t, &Upgrader{}, func(c *Conn) {
+		defer c.Close()
+		started <- c
+		_, _, err := c.ReadMessage(nil)
+		got <- err
+	})
+	rc := dialRaw(t, addr)
+	rc.upgrade("/", nil)
+	c := <-started
+	c.CloseWith(CloseGoingAway, "shutting down")
+	if code, _ := rc.expectClose(); code != CloseGoingAway {
+		t.Errorf("close %d; want 1001", code)
+	}
+	rc.send(closeFrame(CloseGoingAway, ""))
+	var ce *CloseError
+	if err := <-got; !errors.As(err, &ce) || !ce.Remote || ce.Code != CloseGoingAway {
+		t.Errorf("ReadMessage: %v; want the peer's 1001", err)
+	}
+}
+
+// TestConnCloseTimeout, on fake time: a peer that never answers our
+// close frame holds ReadMessage for exactly CloseTimeout.
+func TestConnCloseTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv, cli := net.Pipe()
+		defer cli.Close()
+		got := make(chan error, 1)
+		go func() {
+			c, err := (&Upgrader{}).Upgrade(srv)
+			if err != nil {
+				got <- err
+				return
+			}
+			defer c.Close()
+			c.CloseWith(CloseNormal, "")
+			_, _, err = c.ReadMessage(nil)
+			got <- err
+		}()
+		rc := &rawClient{t: t, c: cli, br: bufio.NewReader(cli)}
+		rc.upgrade("/", nil)
+		rc.expectClose()
+		sent := time.Now()
+		go io.Copy(io.Discard, cli)
+		if err := <-got; !errors.Is(err, ErrCloseTimeout) {
+			t.Errorf("ReadMessage: %v; want ErrCloseTimeout", err)
+		}
+		if d := time.Since(sent); d != DefaultCloseTimeout {
+			t.Errorf("ReadMessage returned %v after the close frame; want %v", d, DefaultCloseTimeout)
+		}
+	})
+}
+
+// TestConnClose: Close without a reader sends 1000 and waits for the
+// answer, discarding messages that were in flight.
+func TestConnClose(t *testing.T) {
+	closed := make(chan error, 1)
+	ready := make(chan *Conn, 1)
+	addr := connServer(t, &Upgrader{}, func(c *Conn) { ready <- c })
+	rc := dialRaw(t, addr)
+	rc.upgrade("/", nil)
+	c := <-ready
+	go func() { closed <- c.Close() }()
+	if code, _ := rc.expectClose(); code != CloseNormal {
+		t.Errorf("close %d; want 1000", code)
+	}
+	rc.send(frame(true, ws.OpText, []byte("in flight")), closeFrame(CloseNormal, ""))
+	if err := <-closed; err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if _, _, err := rc.next(); err == nil {
+		t.Error("connection open after Close")
+	}
+	if err := c.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}
+
+// TestUTF8Stream checks the streaming validator against utf8.Valid for
+// every split of each input into two pieces and one byte at a time.
+func TestUTF8Stream(t *testing.T) {
+	inputs := []string{
+		"", "a", "h\u00e9llo", "\u20ac", "\U0001f600", "mixed \u00e9\u20ac\U0001f600 text",
+		"\xff", "\xc0\x80", "\xe0\x80\x80", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xf5\x80\x80\x80",
+		"ok\xc3", "ok\xe2\x82", "\xe2\x82\xe2\x82\xac", "\x80", "a\xc3\xa9\xa9",
+	}
+	for _, in := range inputs {
+		want := utf8.ValidString(in)
+		check := func(pieces ...string) {
+			var s utf8Stream
+			ok := true
+			for _, p := range pieces {
+				if !s.write([]byte(p)) {
+					ok = false
+					break
+				}
+			}
+			if ok {
+				ok = s.done()
+			}
+			if ok != want {
+				t.Errorf("pieces %q: valid %v; want %v", pieces, ok, want)
+			}
+		}
+		for i := 0; i <= len(in); i++ {
+			check(in[:i], in[i:])
+		}
+		var bytesOf []string
+		for i := range len(in) {
+			bytesOf = append(bytesOf, in[i:i+1])
+		}
+		check(bytesOf...)
+	}
+}

@@ -1,0 +1,623 @@
+package wsbridge
+
+import (
+	"bytes"
+	"crypto/sha1"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Defaults of the Upgrader's zero fields.
+const (
+	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultMaxHeaderBytes   = 16 << 10
+	DefaultMaxMessageSize   = 1 << 20
+	DefaultBufferSize       = 32 << 10
+	DefaultPingInterval     = 30 * time.Second
+	DefaultIdleTimeout      = 75 * time.Second
+	DefaultWriteTimeout     = 30 * time.Second
+	DefaultCloseTimeout     = 5 * time.Second
+)
+
+// Errors of the handshake. A *HandshakeError wraps one of them.
+var (
+	// ErrBadHandshake: the request is not a valid WebSocket opening
+	// handshake (RFC 6455 §4.2.1); answered 400, 426 or 505.
+	ErrBadHandshake = errors.New("wsbridge: bad handshake")
+	// ErrRefused: the request is valid but the Origin allow-list or the
+	// Check hook refused it; answered 403 unless Check chose a status.
+	ErrRefused = errors.New("wsbridge: handshake refused")
+	// ErrHeaderTooLarge: the request head exceeds MaxHeaderBytes;
+	// answered 431.
+	ErrHeaderTooLarge = errors.New("wsbridge: request head too large")
+	// ErrHandshakeTimeout: the head did not arrive within
+	// HandshakeTimeout; the connection is closed without an answer.
+	ErrHandshakeTimeout = errors.New("wsbridge: handshake timed out")
+)
+
+// HandshakeError is the error Upgrade returns when it refused a request. It
+// carries the HTTP status it answered with (0 if it could not answer) and
+// wraps ErrBadHandshake, ErrRefused, ErrHeaderTooLarge or
+// ErrHandshakeTimeout, or the error returned by Check.
+type HandshakeError struct {
+	Status int    // the HTTP status written to the client, or 0
+	Reason string // the text of the response body
+	Err    error
+}
+
+func (e *HandshakeError) Error() string {
+	if e.Status == 0 {
+		return e.Err.Error() + ": " + e.Reason
+	}
+	return fmt.Sprintf("%v: %d %s", e.Err, e.Status, e.Reason)
+}
+
+func (e *HandshakeError) Unwrap() error { return e.Err }
+
+// Refusal is an error a Check hook returns to choose the HTTP status
+// (4xx or 5xx) and body of the refusal. Any other error gets 403 with the
+// error's text as the body.
+type Refusal struct {
+	Status int
+	Reason string
+	Header http.Header // extra response headers, e.g. WWW-Authenticate; may be nil
+}
+
+func (r *Refusal) Error() string {
+	return fmt.Sprintf("wsbridge: refused with %d: %s", r.Status, r.Reason)
+}
+
+// Request is the client's opening handshake, as the Check hook and the
+// handler see it. It is not modified after Upgrade returns.
+type Request struct {
+	Target string // the request-target as sent, e.g. "/vnc?token=x"
+	Path   string // Target's path, percent-decoded
+	Query  string // Target's raw query, without "?"
+	Host   string // the Host header
+	Origin string // the Origin header, "" if absent
+
+	// Protocols are the subprotocols the client offered
+	// (Sec-WebSocket-Protocol), in its order.
+	Protocols []string
+	// Header holds every header field, with canonical keys.
+	Header http.Header
+	// RemoteAddr is the connection's RemoteAddr: for a *mux.Conn with a
+	// trusted PROXY header, the client behind the proxy.
+	RemoteAddr net.Addr
+}
+
+// Upgrader completes WebSocket opening handshakes (RFC 6455 §4.2) on
+// connections whose request has not been read yet, or has been read by a
+// multiplexer that replays it (such as a *mux.Conn). It also sets the
+// limits of the connections it returns. The zero value is ready to use: no
+// subprotocols, no compression, any Origin, and the defaults below. An
+// Upgrader may be used by many goroutines at once once configured; do not
+// change its fields while it is in use.
+type Upgrader struct {
+	// HandshakeTimeout bounds reading the request head and writing the
+	// answer. If zero, DefaultHandshakeTimeout (10 s).
+	HandshakeTimeout time.Duration
+	// MaxHeaderBytes bounds the request head, request line included;
+	// longer heads get 431. If zero, DefaultMaxHeaderBytes (16 KiB).
+	MaxHeaderBytes int
+
+	// Protocols are the subprotocols the server speaks, in its order of
+	// preference: the first one the client also offered is chosen. A
+	// client that offers only others is accepted with no subprotocol
+	// (RFC 6455 §4.2.2); refuse it in Check if that is wrong for you.
+	Protocols []string
+	// Origins, when not empty, is the allow-list of Origin values
+	// ("https://example.com", compared without regard to ASCII case);
+	// other origins get 403 (RFC 6455 §10.2). A request without Origin
+	// comes from a non-browser client and is refused too, unless the list
+	// holds "". If empty, any Origin is accepted.
+	Origins []string
+	// Compression accepts permessage-deflate (RFC 7692) when the client
+	// offers it, with no context takeover in either direction so that no
+	// compressor state is held between messages. Messages of 128 bytes or
+	// more are then sent compressed. Off by default.
+	Compression bool
+	// Check, if not nil, is called with the request once it has passed
+	// the protocol checks and the Origin allow-list; an error refuses the
+	// handshake (see Refusal), nil accepts it. It may look at Path, Host,
+	// Origin, headers and RemoteAddr. It runs in Upgrade's goroutine, and
+	// the HandshakeTimeout deadline still applies to the connection.
+	Check func(*Request) error
+	// Header holds extra headers for the 101 response (for example
+	// Set-Cookie). Upgrade fields set by the handshake take precedence.
+	Header http.Header
+
+	// MaxMessageSize bounds a received message, after decompression;
+	// larger ones end the connection with close 1009. If zero,
+	// DefaultMaxMessageSize (1 MiB).
+	MaxMessageSize int64
+	// BufferSize is the size of the read buffer of each connection, and
+	// of the bridge's buffer for the other direction. If zero,
+	// DefaultBufferSize (32 KiB).
+	BufferSize int
+	// PingInterval: a ping is sent when the client has sent nothing for
+	// this long. If zero, DefaultPingInterval (30 s); negative disables
+	// pings. Keep it below IdleTimeout, or live clients are never asked
+	// to prove it before they are dropped.
+	PingInterval time.Duration
+	// IdleTimeout: a client that sends nothing, not even a pong, for this
+	// long is disconnected (close 1001). If zero, DefaultIdleTimeout
+	// (75 s), which lets a live client answer two pings. It cannot be
+	// disabled: with pings, only dead clients reach it.
+	IdleTimeout time.Duration
+	// WriteTimeout bounds each write to the client. If zero,
+	// DefaultWriteTimeout (30 s).
+	WriteTimeout time.Duration
+	// CloseTimeout bounds the closing handshake: how long to wait for the
+	// peer's close frame after sending ours. If zero, DefaultCloseTimeout
+	// (5 s).
+	CloseTimeout time.Duration
+
+	// Logger, if not nil, receives refused handshakes at debug level.
+	Logger *slog.Logger
+}
+
+func (u *Upgrader) handshakeTimeout() time.Duration {
+	if u.HandshakeTimeout > 0 {
+		return u.HandshakeTimeout
+	}
+	return DefaultHandshakeTimeout
+}
+
+func (u *Upgrader) maxHeaderBytes() int {
+	if u.MaxHeaderBytes > 0 {
+		return u.MaxHeaderBytes
+	}
+	return DefaultMaxHeaderBytes
+}
+
+func (u *Upgrader) maxMessageSize() int64 {
+	if u.MaxMessageSize > 0 {
+		return u.MaxMessageSize
+	}
+	return DefaultMaxMessageSize
+}
+
+func (u *Upgrader) bufferSize() int {
+	if u.BufferSize > 0 {
+		return max(u.BufferSize, 256)
+	}
+	return DefaultBufferSize
+}
+
+func (u *Upgrader) pingInterval() time.Duration {
+	switch {
+	case u.PingInterval < 0:
+		return 0
+	case u.PingInterval > 0:
+		return u.PingInterval
+	}
+	return DefaultPingInterval
+}
+
+func (u *Upgrader) idleTimeout() time.Duration {
+	if u.IdleTimeout > 0 {
+		return u.IdleTimeout
+	}
+	return DefaultIdleTimeout
+}
+
+func (u *Upgrader) writeTimeout() time.Duration {
+	if u.WriteTimeout > 0 {
+		return u.WriteTimeout
+	}
+	return DefaultWriteTimeout
+}
+
+func (u *Upgrader) closeTimeout() time.Duration {
+	if u.CloseTimeout > 0 {
+		return u.CloseTimeout
+	}
+	return DefaultCloseTimeout
+}
+
+// Upgrade reads the opening handshake from c, checks it and answers it.
+// On success it returns a *Conn that owns c: bytes the client sent after
+// its handshake (its first frames, even before it saw the 101) are kept
+// for the Conn's first reads. On failure it has written the HTTP answer
+// the defect calls for (400, 403, 426 with Sec-WebSocket-Version: 13, 431,
+// 505, or the Check hook's status), closed c after a short lingering
+// drain, and returns a *HandshakeError. Either way, the caller no longer
+// closes c itself except through the returned Conn.
+func (u *Upgrader) Upgrade(c net.Conn) (*Conn, error) {
+	deadline := time.Now().Add(u.handshakeTimeout())
+	c.SetDeadline(deadline)
+	limit := u.maxHeaderBytes()
+	rbSize := u.bufferSize()
+	// The head is read into what becomes the Conn's read buffer, so the
+	// bytes behind the head are already where the frame reader looks.
+	buf := make([]byte, max(rbSize, limit))
+	n, end := 0, -1
+	for end < 0 {
+		if n >= limit {
+			return nil, u.refuse(c, http.StatusRequestHeaderFieldsTooLarge, "request head too large", nil, ErrHeaderTooLarge)
+		}
+		m, err := c.Read(buf[n:limit])
+		from := max(n-3, 0)
+		n += m
+		if i := headEnd(buf[from:n]); i >= 0 {
+			end = from + i
+			break
+		}
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				err = ErrHandshakeTimeout
+			}
+			c.Close()
+			return nil, &HandshakeError{Reason: "reading the request head", Err: err}
+		}
+	}
+	req, hs, herr := u.parse(buf[:end])
+	if herr != nil {
+		return nil, u.refuse(c, herr.Status, herr.Reason, herr.header, herr.Err)
+	}
+	req.RemoteAddr = c.RemoteAddr()
+	if len(u.Origins) > 0 && !u.originAllowed(req.Origin) {
+		return nil, u.refuse(c, http.StatusForbidden, "origin not allowed", nil, ErrRefused)
+	}
+	if u.Check != nil {
+		if err := u.Check(req); err != nil {
+			var r *Refusal
+			if errors.As(err, &r) && r.Status >= 400 && r.Status <= 599 {
+				return nil, u.refuse(c, r.Status, r.Reason, r.Header, err)
+			}
+			return nil, u.refuse(c, http.StatusForbidden, err.Error(), nil, fmt.Errorf("%w: %w", ErrRefused, err))
+		}
+	}
+	resp := u.appendAccept(make([]byte, 0, 256), hs)
+	if _, err := c.Write(resp); err != nil {
+		c.Close()
+		return nil, &HandshakeError{Reason: "writing the 101 response", Err: err}
+	}
+	c.SetDeadline(time.Time{})
+	// Move what followed the head to the front: the client's first frames.
+	rest := copy(buf, buf[end:n])
+	if len(buf) > rbSize {
+		// A large head limit must not make every connection's buffer large.
+		small := make([]byte, max(rbSize, rest))
+		copy(small, buf[:rest])
+		buf = small
+	}
+	return newConn(c, u, req, hs, buf, rest), nil
+}
+
+// headEnd returns the index just past the blank line that ends a head in
+// b, or -1. Bare LF line ends are accepted (RFC 9112 §2.2).
+func headEnd(b []byte) int {
+	for i := 0; i < len(b); i++ {
+		if b[i] != '\n' {
+			continue
+		}
+		if i+1 < len(b) && b[i+1] == '\n' {
+			return i + 2
+		}
+		if i+2 < len(b) && b[i+1] == '\r' && b[i+2] == '\n' {
+			return i + 3
+		}
+	}
+	return -1
+}
+
+// negotiated is what the handshake agreed beyond the defaults.
+type negotiated struct {
+	key      string // Sec-WebSocket-Key
+	protocol string
+	deflate  bool
+}
+
+// parseError is a refusal found while parsing.
+type parseError struct {
+	Status int
+	Reason string
+	Err    error
+	header http.Header
+}
+
+func bad(reason string) *parseError {
+	return &parseError{Status: http.StatusBadRequest, Reason: reason, Err: ErrBadHandshake}
+}
+
+// parse checks the head against RFC 6455 §4.2.1 and RFC 9112.
+func (u *Upgrader) parse(head []byte) (*Request, negotiated, *parseError) {
+	var hs negotiated
+	line, rest := nextLine(head)
+	method, afterMethod, ok1 := strings.Cut(string(line), " ")
+	target, version, ok2 := strings.Cut(afterMethod, " ")
+	if !ok1 || !ok2 || method == "" || target == "" || strings.Contains(version, " ") {
+		return nil, hs, bad("malformed request line")
+	}
+	if !strings.HasPrefix(version, "HTTP/") || len(version) != 8 || version[6] != '.' ||
+		version[5] < '0' || version[5] > '9' || version[7] < '0' || version[7] > '9' {
+		return nil, hs, bad("malformed HTTP version")
+	}
+	if version[5] != '1' {
+		// RFC 9110 §15.6.6: only HTTP/1.x speaks this handshake.
+		return nil, hs, &parseError{Status: http.StatusHTTPVersionNotSupported, Reason: "HTTP version not supported", Err: ErrBadHandshake}
+	}
+	if version[7] == '0' {
+		return nil, hs, bad("WebSocket needs HTTP/1.1 or later")
+	}
+	if method != http.MethodGet {
+		pe := &parseError{Status: http.StatusMethodNotAllowed, Reason: "WebSocket handshakes use GET", Err: ErrBadHandshake}
+		pe.header = http.Header{"Allow": {"GET"}}
+		return nil, hs, pe
+	}
+	req := &Request{Target: target, Header: make(http.Header, 12)}
+	u2, err := url.ParseRequestURI(target)
+	if err != nil {
+		return nil, hs, bad("malformed request target")
+	}
+	req.Path, req.Query = u2.Path, u2.RawQuery
+
+	for len(rest) > 0 {
+		line, rest = nextLine(rest)
+		if len(line) == 0 {
+			break
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			return nil, hs, bad("obsolete line folding") // RFC 9112 §5.2
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 || !isToken(line[:colon]) {
+			return nil, hs, bad("malformed header field")
+		}
+		value := strings.Trim(string(line[colon+1:]), " \t")
+		for i := 0; i < len(value); i++ {
+			if c := value[i]; (c < ' ' && c != '\t') || c == 0x7f {
+				return nil, hs, bad("control character in a header value")
+			}
+		}
+		key := textproto.CanonicalMIMEHeaderKey(string(line[:colon]))
+		req.Header[key] = append(req.Header[key], value)
+	}
+
+	h := req.Header
+	switch hosts := h["Host"]; len(hosts) {
+	case 1:
+		req.Host = hosts[0]
+	case 0:
+		return nil, hs, bad("missing Host") // RFC 9112 §3.2
+	default:
+		return nil, hs, bad("more than one Host")
+	}
+	if !hasToken(h["Upgrade"], "websocket") {
+		return nil, hs, bad("Upgrade does not name websocket")
+	}
+	if !hasToken(h["Connection"], "upgrade") {
+		return nil, hs, bad("Connection does not name upgrade")
+	}
+	switch v := h["Sec-Websocket-Version"]; {
+	case len(v) == 0:
+		return nil, hs, bad("missing Sec-WebSocket-Version")
+	case len(v) > 1 || v[0] != "13":
+		// RFC 6455 §4.2.2 and §4.4: name the version we speak.
+		pe := &parseError{Status: http.StatusUpgradeRequired, Reason: "unsupported WebSocket version", Err: ErrBadHandshake}
+		pe.header = http.Header{"Sec-Websocket-Version": {"13"}, "Upgrade": {"websocket"}}
+		return nil, hs, pe
+	}
+	keys := h["Sec-Websocket-Key"]
+	if len(keys) != 1 {
+		return nil, hs, bad("want one Sec-WebSocket-Key")
+	}
+	if k, err := base64.StdEncoding.DecodeString(keys[0]); err != nil || len(k) != 16 {
+		return nil, hs, bad("Sec-WebSocket-Key is not 16 bytes in base64")
+	}
+	hs.key = keys[0]
+	if o := h["Origin"]; len(o) > 1 {
+		return nil, hs, bad("more than one Origin")
+	} else if len(o) == 1 {
+		req.Origin = o[0]
+	}
+	for _, v := range h["Sec-Websocket-Protocol"] {
+		for p := range strings.SplitSeq(v, ",") {
+			p = strings.Trim(p, " \t")
+			if p == "" {
+				continue
+			}
+			if !isToken([]byte(p)) {
+				return nil, hs, bad("malformed Sec-WebSocket-Protocol")
+			}
+			req.Protocols = append(req.Protocols, p)
+		}
+	}
+pick:
+	for _, want := range u.Protocols {
+		for _, p := range req.Protocols {
+			if p == want {
+				hs.protocol = p
+				break pick
+			}
+		}
+	}
+	if u.Compression {
+		ok, err := acceptDeflate(h["Sec-Websocket-Extensions"])
+		if err != nil {
+			return nil, hs, bad(err.Error())
+		}
+		hs.deflate = ok
+	}
+	return req, hs, nil
+}
+
+// nextLine splits off the first line of b, without its CRLF or LF.
+func nextLine(b []byte) (line, rest []byte) {
+	i := bytes.IndexByte(b, '\n')
+	if i < 0 {
+		return b, nil
+	}
+	line, rest = b[:i], b[i+1:]
+	if len(line) > 0 && line[len(line)-1] == '\r' {
+		line = line[:len(line)-1]
+	}
+	return line, rest
+}
+
+// isToken reports whether b is an RFC 9110 §5.6.2 token.
+func isToken(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	for _, c := range b {
+		if c >= 0x80 || !tokenChar[c] {
+			return false
+		}
+	}
+	return true
+}
+
+var tokenChar = func() (t [128]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-32] = true, true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()
+
+// hasToken reports whether a comma-separated list spread over values holds
+// token, without regard to ASCII case (RFC 9110 §7.6.1, §7.8).
+func hasToken(values []string, token string) bool {
+	for _, v := range values {
+		for t := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.Trim(t, " \t"), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (u *Upgrader) originAllowed(origin string) bool {
+	for _, o := range u.Origins {
+		if strings.EqualFold(o, origin) {
+			return true
+		}
+	}
+	return false
+}
+
+// wsGUID is the fixed string of RFC 6455 §1.3.
+const wsGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+// AcceptKey computes Sec-WebSocket-Accept for a Sec-WebSocket-Key (RFC
+// 6455 §4.2.2).
+func AcceptKey(key string) string {
+	h := sha1.New()
+	io.WriteString(h, key)
+	io.WriteString(h, wsGUID)
+	return base64.StdEncoding.EncodeToString(h.Sum(nil))
+}
+
+func (u *Upgrader) appendAccept(b []byte, hs negotiated) []byte {
+	b = append(b, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
+	b = append(b, AcceptKey(hs.key)...)
+	b = append(b, "\r\n"...)
+	if hs.protocol != "" {
+		b = append(b, "Sec-WebSocket-Protocol: "...)
+		b = append(b, hs.protocol...)
+		b = append(b, "\r\n"...)
+	}
+	if hs.deflate {
+		b = append(b, "Sec-WebSocket-Extensions: "+deflateResponse+"\r\n"...)
+	}
+	for k, vs := range u.Header {
+		switch textproto.CanonicalMIMEHeaderKey(k) {
+		case "Upgrade", "Connection", "Sec-Websocket-Accept", "Sec-Websocket-Protocol", "Sec-Websocket-Extensions", "Content-Length", "Transfer-Encoding":
+			continue
+		}
+		b = appendHeader(b, k, vs)
+	}
+	return append(b, "\r\n"...)
+}
+
+// appendHeader appends header lines, dropping CR and LF from values so
+// that a value cannot start a new field.
+func appendHeader(b []byte, k string, vs []string) []byte {
+	for _, v := range vs {
+		b = append(b, k...)
+		b = append(b, ": "...)
+		for i := 0; i < len(v); i++ {
+			if v[i] != '\r' && v[i] != '\n' {
+				b = append(b, v[i])
+			}
+		}
+		b = append(b, "\r\n"...)
+	}
+	return b
+}
+
+// refuse writes an HTTP error answer, closes c after a lingering drain so
+// that the client reads the answer rather than a reset, and returns the
+// error for Upgrade.
+func (u *Upgrader) refuse(c net.Conn, status int, reason string, header http.Header, err error) error {
+	body := reason + "\n"
+	b := make([]byte, 0, 256+len(body))
+	b = fmt.Appendf(b, "HTTP/1.1 %d %s\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %s\r\n",
+		status, http.StatusText(status), strconv.Itoa(len(body)))
+	for k, vs := range header {
+		b = appendHeader(b, k, vs)
+	}
+	b = append(b, "\r\n"...)
+	b = append(b, body...)
+	c.SetWriteDeadline(time.Now().Add(u.handshakeTimeout()))
+	c.Write(b)
+	lingerClose(c, time.Second)
+	if u.Logger != nil {
+		u.Logger.Debug("wsbridge: handshake refused", "remote", c.RemoteAddr(), "status", status, "reason", reason)
+	}
+	return &HandshakeError{Status: status, Reason: reason, Err: err}
+}
+
+// closeWriter finds CloseWrite on c or on the connection it wraps
+// (NetConn, as *mux.Conn and *tls.Conn have).
+func closeWrite(c net.Conn) error {
+	for range 4 {
+		if cw, ok := c.(interface{ CloseWrite() error }); ok {
+			return cw.CloseWrite()
+		}
+		u, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			break
+		}
+		c = u.NetConn()
+	}
+	return errors.ErrUnsupported
+}
+
+// lingerClose half-closes c, then discards what the peer still sends, for
+// at most d and 256 KiB, and closes it: closing a socket with unread input
+// sends a reset that can destroy the answer before the peer reads it.
+func lingerClose(c net.Conn, d time.Duration) {
+	if closeWrite(c) == nil {
+		c.SetReadDeadline(time.Now().Add(d))
+		var b [2048]byte
+		for total := 0; total < 256<<10; {
+			n, err := c.Read(b[:])
+			total += n
+			if err != nil {
+				break
+			}
+		}
+	}
+	c.Close()
+}

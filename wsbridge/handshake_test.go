@@ -1,0 +1,301 @@
+package wsbridge
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// upgradeServer serves u on a fresh listener; each upgraded Conn echoes
+// one message and closes. Upgrade results go to the channel.
+func upgradeServer(t testing.TB, u *Upgrader) (string, <-chan error) {
+	results := make(chan error, 16)
+	addr := listen(t, func(ctx context.Context, c net.Conn) {
+		wc, err := u.Upgrade(c)
+		results <- err
+		if err != nil {
+			return
+		}
+		defer wc.Close()
+		op, msg, err := wc.ReadMessage(nil)
+		if err == nil {
+			wc.WriteMessage(op, msg)
+		}
+	})
+	return addr, results
+}
+
+// roundTrip sends raw request bytes and returns the parsed response.
+func roundTrip(t *testing.T, addr, req string) *http.Response {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("reading the answer to %q: %v", req, err)
+	}
+	resp.Body.Close()
+	return resp
+}
+
+func TestHandshakeDefects(t *testing.T) {
+	good := handshake("/")
+	replace := func(old, new string) string {
+		if !strings.Contains(good, old) {
+			t.Fatalf("%q not in the handshake", old)
+		}
+		return strings.Replace(good, old, new, 1)
+	}
+	tests := []struct {
+		name    string
+		req     string
+		status  int
+		header  string // "Key: value" that must be in the answer
+		wantErr error
+	}{
+		{"missing Host", replace("Host: example.com\r\n", ""), 400, "", ErrBadHandshake},
+		{"two Hosts", replace("Host: example.com\r\n", "Host: a\r\nHost: b\r\n"), 400, "", ErrBadHandshake},
+		{"no Upgrade", replace("Upgrade: websocket\r\n", ""), 400, "", ErrBadHandshake},
+		{"Upgrade names another protocol", replace("Upgrade: websocket", "Upgrade: h2c"), 400, "", ErrBadHandshake},
+		{"Connection without upgrade", replace("Connection: Upgrade", "Connection: keep-alive"), 400, "", ErrBadHandshake},
+		{"no key", replace("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", ""), 400, "", ErrBadHandshake},
+		{"key not base64", replace("dGhlIHNhbXBsZSBub25jZQ==", "not base64 at all!!!!!!!"), 400, "", ErrBadHandshake},
+		{"key of 15 bytes", replace("dGhlIHNhbXBsZSBub25jZQ==", "dGhlIHNhbXBsZSBub25j"), 400, "", ErrBadHandshake},
+		{"two keys", replace("Sec-WebSocket-Version", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version"), 400, "", ErrBadHandshake},
+		{"no version", replace("Sec-WebSocket-Version: 13\r\n", ""), 400, "", ErrBadHandshake},
+		{"version 8", replace("Sec-WebSocket-Version: 13", "Sec-WebSocket-Version: 8"), 426, "Sec-Websocket-Version: 13", ErrBadHandshake},
+		{"POST", replace("GET /", "POST /"), 405, "Allow: GET", ErrBadHandshake},
+		{"HTTP/1.0", replace("HTTP/1.1", "HTTP/1.0"), 400, "", ErrBadHandshake},
+		{"HTTP/2.0 as text", replace("HTTP/1.1", "HTTP/2.0"), 505, "", ErrBadHandshake},
+		{"garbage request line", replace("GET / HTTP/1.1", "GET/HTTP/1.1"), 400, "", ErrBadHandshake},
+		{"obsolete folding", replace("Host: example.com\r\n", "Host: example.com\r\n continued\r\n"), 400, "", ErrBadHandshake},
+		{"space before colon", replace("Host: example.com", "Host : example.com"), 400, "", ErrBadHandshake},
+		{"control character in a value", replace("Host: example.com", "Host: exa\x01mple.com"), 400, "", ErrBadHandshake},
+		{"bad subprotocol", replace("\r\n\r\n", "\r\nSec-WebSocket-Protocol: a b\r\n\r\n"), 400, "", ErrBadHandshake},
+		{"head too large", replace("\r\n\r\n", "\r\nX-Pad: "+strings.Repeat("x", 20<<10)+"\r\n\r\n"), 431, "", ErrHeaderTooLarge},
+	}
+	u := &Upgrader{}
+	addr, results := upgradeServer(t, u)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp := roundTrip(t, addr, tt.req)
+			if resp.StatusCode != tt.status {
+				t.Errorf("status %d; want %d", resp.StatusCode, tt.status)
+			}
+			if k, v, ok := strings.Cut(tt.header, ": "); ok && resp.Header.Get(k) != v {
+				t.Errorf("%s: %q; want %q", k, resp.Header.Get(k), v)
+			}
+			err := <-results
+			var he *HandshakeError
+			if !errors.As(err, &he) || he.Status != tt.status || !errors.Is(err, tt.wantErr) {
+				t.Errorf("Upgrade returned %v; want a *HandshakeError with %d wrapping %v", err, tt.status, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestHandshakeOriginAndCheck(t *testing.T) {
+	var seen *Request
+	u := &Upgrader{
+		Origins: []string{"https://good.example"},
+		Check: func(r *Request) error {
+			seen = r
+			switch r.Path {
+			case "/private":
+				return errors.New("no entry")
+			case "/auth":
+				return &Refusal{Status: 401, Reason: "log in first", Header: http.Header{"Www-Authenticate": {"Bearer"}}}
+			}
+			if r.Header.Get("X-Token") != "t" {
+				return &Refusal{Status: 400, Reason: "token needed"}
+			}
+			return nil
+		},
+	}
+	addr, results := upgradeServer(t, u)
+	tests := []struct {
+		name   string
+		req    string
+		status int
+	}{
+		{"origin not allowed", handshake("/", "Origin: https://evil.example", "X-Token: t"), 403},
+		{"no origin", handshake("/", "X-Token: t"), 403},
+		{"origin case folds", handshake("/", "Origin: HTTPS://GOOD.example", "X-Token: t"), 101},
+		{"check refuses", handshake("/private", "Origin: https://good.example", "X-Token: t"), 403},
+		{"check chooses 401", handshake("/auth", "Origin: https://good.example", "X-Token: t"), 401},
+		{"check looks at headers", handshake("/", "Origin: https://good.example"), 400},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp := roundTrip(t, addr, tt.req)
+			if resp.StatusCode != tt.status {
+				t.Errorf("status %d; want %d", resp.StatusCode, tt.status)
+			}
+			err := <-results
+			if (err == nil) != (tt.status == 101) {
+				t.Errorf("Upgrade: %v", err)
+			}
+			if tt.status == 403 && !errors.Is(err, ErrRefused) {
+				t.Errorf("Upgrade: %v; want ErrRefused", err)
+			}
+			if tt.status == 401 && resp.Header.Get("WWW-Authenticate") != "Bearer" {
+				t.Errorf("401 without the hook's header: %v", resp.Header)
+			}
+		})
+	}
+	roundTrip(t, addr, handshake("/p/a%20th?x=1&y=2", "Origin: https://good.example", "X-Token: t",
+		"Sec-WebSocket-Protocol: chat, superchat", "Sec-WebSocket-Protocol: v2"))
+	<-results
+	want := Request{Target: "/p/a%20th?x=1&y=2", Path: "/p/a th", Query: "x=1&y=2", Host: "example.com", Origin: "https://good.example"}
+	if seen.Target != want.Target || seen.Path != want.Path || seen.Query != want.Query || seen.Host != want.Host ||
+		seen.Origin != want.Origin || strings.Join(seen.Protocols, ",") != "chat,superchat,v2" || seen.RemoteAddr == nil {
+		t.Errorf("Check saw %+v", seen)
+	}
+}
+
+func TestHandshakeNegotiation(t *testing.T) {
+	u := &Upgrader{
+		Protocols:   []string{"v2", "v1"},
+		Compression: true,
+		Header:      http.Header{"Set-Cookie": {"a=b"}, "Connection": {"evil"}, "X-Bad": {"a\r\nInjected: yes"}},
+	}
+	addr, results := upgradeServer(t, u)
+	tests := []struct {
+		name, offer, protocol, ext string
+	}{
+		{"server preference wins", "Sec-WebSocket-Protocol: v1, v2", "v2", ""},
+		{"no common protocol", "Sec-WebSocket-Protocol: v3", "", ""},
+		{"deflate", "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits", "", deflateResponse},
+		{"deflate, second offer", "Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=10, permessage-deflate", "", deflateResponse},
+		{"small server window declined", "Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=10", "", ""},
+		{"unknown parameter declined", "Sec-WebSocket-Extensions: permessage-deflate; x=1", "", ""},
+		{"unknown extension", "Sec-WebSocket-Extensions: x-webkit-deflate-frame", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rc := dialRaw(t, addr)
+			resp := rc.upgrade("/", nil, tt.offer)
+			if err := <-results; err != nil {
+				t.Fatal(err)
+			}
+			if got := resp.Header.Get("Sec-WebSocket-Protocol"); got != tt.protocol {
+				t.Errorf("protocol %q; want %q", got, tt.protocol)
+			}
+			if got := resp.Header.Get("Sec-WebSocket-Extensions"); got != tt.ext {
+				t.Errorf("extensions %q; want %q", got, tt.ext)
+			}
+			if resp.Header.Get("Set-Cookie") != "a=b" || resp.Header.Get("Connection") != "Upgrade" ||
+				resp.Header.Get("Injected") != "" {
+				t.Errorf("extra headers: %v", resp.Header)
+			}
+		})
+	}
+}
+
+// TestHandshakeSplitAndEarly: a head that arrives a byte at a time, with
+// a frame right behind it in the same bytes, upgrades and keeps the frame.
+func TestHandshakeSplitAndEarly(t *testing.T) {
+	u := &Upgrader{}
+	addr, results := upgradeServer(t, u)
+	rc := dialRaw(t, addr)
+	msg := frame(true, 2, []byte("right behind the head"))
+	all := append([]byte(handshake("/")), msg...)
+	for i := range all {
+		rc.send(all[i : i+1])
+		if i%16 == 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if _, err := http.ReadResponse(rc.br, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-results; err != nil {
+		t.Fatal(err)
+	}
+	if _, got := rc.readMessage(); string(got) != "right behind the head" {
+		t.Errorf("echo %q", got)
+	}
+}
+
+func TestHandshakeTimeout(t *testing.T) {
+	u := &Upgrader{HandshakeTimeout: 100 * time.Millisecond}
+	addr, results := upgradeServer(t, u)
+	rc := dialRaw(t, addr)
+	rc.send([]byte("GET / HTTP/1.1\r\nHost: x\r\n"))
+	err := <-results
+	if !errors.Is(err, ErrHandshakeTimeout) {
+		t.Errorf("Upgrade: %v; want ErrHandshakeTimeout", err)
+	}
+	if _, err := rc.br.ReadByte(); err == nil {
+		t.Error("connection still open after the handshake timeout")
+	}
+}
+
+func TestAcceptKey(t *testing.T) {
+	// RFC 6455 §1.3's example.
+	if got := AcceptKey("dGhlIHNhbXBsZSBub25jZQ=="); got != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" {
+		t.Errorf("AcceptKey = %q", got)
+	}
+}
+
+// TestHandshakeChromiumCapture upgrades the exact bytes Chromium sent
+// (captured for sniff's corpus), fed one byte per read.
+func TestHandshakeChromiumCapture(t *testing.T) {
+	head, err := os.ReadFile("../sniff/testdata/captures/chromium_websocket.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, cli := net.Pipe()
+	defer cli.Close()
+	type result struct {
+		c   *Conn
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		c, err := (&Upgrader{Compression: true}).Upgrade(oneByteConn{srv})
+		done <- result{c, err}
+	}()
+	go cli.Write(head)
+	resp, err := http.ReadResponse(bufio.NewReader(cli), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	defer r.c.NetConn().Close()
+	key := r.c.Request().Header.Get("Sec-WebSocket-Key")
+	if resp.StatusCode != 101 || resp.Header.Get("Sec-WebSocket-Accept") != AcceptKey(key) ||
+		resp.Header.Get("Sec-WebSocket-Extensions") != deflateResponse || !r.c.Compressed() {
+		t.Errorf("answer %s %v", resp.Status, resp.Header)
+	}
+	if o := r.c.Request().Origin; o == "" {
+		t.Error("Chromium's Origin is missing from the Request")
+	}
+}
+
+// oneByteConn reads at most one byte per Read.
+type oneByteConn struct{ net.Conn }
+
+func (c oneByteConn) Read(p []byte) (int, error) {
+	if len(p) > 1 {
+		p = p[:1]
+	}
+	return c.Conn.Read(p)
+}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package wsbridge
+
+const raceEnabled = false
