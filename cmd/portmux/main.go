@@ -1,7 +1,7 @@
 // Command portmux puts several protocols on one TCP port.
 //
-// Run without flags, it serves its embedded default configuration, which
-// shows the idea on this machine:
+// Run without flags, it serves its embedded default configuration
+// (default.yaml), which shows the idea on this machine:
 //
 //   - on 127.0.0.1:8080, a small page over HTTP/1.1 and over h2c (HTTP/2
 //     with prior knowledge), and a WebSocket echo at /echo that the page
@@ -10,11 +10,17 @@
 //     request gets 426 Upgrade Required naming websocket, and a WebSocket
 //     handshake reaches the same echo.
 //
-// SIGINT or SIGTERM stops accepting and lets established connections
-// finish for up to -grace before closing them.
+// With -config FILE it serves a YAML configuration of listeners and
+// routes to backends: proxied (spliced between TCP sockets, with PROXY
+// v1/v2 out if asked), WebSocket bridged to TCP, or served by the built-in
+// page and echo. -check validates a configuration and exits. Metrics are
+// served in Prometheus text format if configured.
 //
-// The YAML configuration of backends, PROXY protocol, metrics and reload
-// described in the project's issues are not built yet; see README.md.
+// SIGINT or SIGTERM stops accepting and lets established connections
+// finish for up to the grace period (-grace, or grace: in the file) before
+// closing them. SIGHUP reloads the file: routes change at once for new
+// connections, sockets that stay in the configuration stay open, and
+// established connections are not touched.
 package main
 
 import (
@@ -25,16 +31,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
-
-	"github.com/portmux/portmux/mux"
 )
 
 var version = "devel"
@@ -42,81 +44,116 @@ var version = "devel"
 //go:embed page.html
 var page []byte
 
-type config struct {
-	addr, upgradeAddr string
+//go:embed default.yaml
+var defaultConfig []byte
+
+// options are the command line's.
+type options struct {
+	configPath        string // empty: the embedded default
+	addr, upgradeAddr string // the default configuration's two ports
 	grace             time.Duration
 }
 
 func main() {
-	var cfg config
-	flag.StringVar(&cfg.addr, "addr", "127.0.0.1:8080", "address of the multiplexed port (HTTP/1.1, h2c, WebSocket)")
-	flag.StringVar(&cfg.upgradeAddr, "upgrade-addr", "127.0.0.1:8081", "address of the upgrade-only port (websocket)")
-	flag.DurationVar(&cfg.grace, "grace", 10*time.Second, "how long established connections may finish after SIGINT or SIGTERM")
+	var o options
+	flag.StringVar(&o.configPath, "config", "", "YAML configuration `file` (default: the embedded demo configuration)")
+	flag.StringVar(&o.addr, "addr", "", "with the default configuration: address of the multiplexed port (default 127.0.0.1:8080)")
+	flag.StringVar(&o.upgradeAddr, "upgrade-addr", "", "with the default configuration: address of the upgrade-only port (default 127.0.0.1:8081)")
+	flag.DurationVar(&o.grace, "grace", 0, "how long established connections may finish after SIGINT or SIGTERM (default: the file's grace, else 10s)")
+	check := flag.Bool("check", false, "validate the configuration and exit")
 	showVersion := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
 	if *showVersion {
 		fmt.Println("portmux", version)
 		return
 	}
+	cfg, err := loadConfig(o)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "portmux:", err)
+		os.Exit(1)
+	}
+	if *check {
+		routes := 0
+		for _, l := range cfg.Listeners {
+			routes += len(l.Routes)
+		}
+		fmt.Printf("portmux: configuration OK: %d listeners, %d routes\n", len(cfg.Listeners), routes)
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, cfg, os.Stdout, nil); err != nil {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	reload := make(chan struct{}, 1)
+	go func() {
+		for range hup {
+			select {
+			case reload <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	if err := run(ctx, o, cfg, os.Stdout, nil, reload); err != nil {
 		fmt.Fprintln(os.Stderr, "portmux:", err)
 		os.Exit(1)
 	}
 }
 
-// run serves the embedded default configuration until ctx ends, then shuts
-// down within cfg.grace. If ready is not nil, it receives the two bound
-// addresses once both ports listen.
-func run(ctx context.Context, cfg config, out io.Writer, ready chan<- [2]string) error {
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	ln, err := net.Listen("tcp", cfg.addr)
+// loadConfig reads the -config file, or the embedded default with the
+// -addr and -upgrade-addr overrides.
+func loadConfig(o options) (*Config, error) {
+	if o.configPath == "" {
+		cfg, err := parseConfig(defaultConfig)
+		if err != nil {
+			return nil, err
+		}
+		if o.addr != "" {
+			cfg.Listeners[0].Listen = o.addr
+		}
+		if o.upgradeAddr != "" {
+			cfg.Listeners[1].Listen = o.upgradeAddr
+		}
+		return cfg, cfg.check()
+	}
+	if o.addr != "" || o.upgradeAddr != "" {
+		return nil, errors.New("-addr and -upgrade-addr apply to the default configuration only; set listen: in the file")
+	}
+	data, err := os.ReadFile(o.configPath)
 	if err != nil {
+		return nil, err
+	}
+	cfg, err := parseConfig(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", o.configPath, err)
+	}
+	return cfg, nil
+}
+
+func newLogger(lc LogConfig, w io.Writer) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(lc.Level)) // checked already; "" is info
+	opts := &slog.HandlerOptions{Level: level}
+	if lc.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// run serves cfg until ctx ends, then shuts down within the grace period.
+// A receive on reload re-reads the configuration (the file, or the
+// default). If ready is not nil, it receives the bound addresses, in
+// configuration order, once every listener listens.
+func run(ctx context.Context, o options, cfg *Config, out io.Writer, ready chan<- []string, reload <-chan struct{}) error {
+	log := newLogger(cfg.Log, os.Stderr)
+	d := newDaemon(cfg, log)
+	if err := d.start(); err != nil {
+		d.shutdown(context.Background())
 		return err
 	}
-	uln, err := net.Listen("tcp", cfg.upgradeAddr)
-	if err != nil {
-		ln.Close()
-		return err
-	}
-
-	// Port 1: h2c, WebSocket at /echo, and HTTP/1.1, one handler for both HTTP versions.
-	m := mux.New(ln)
-	m.Logger = log
-	h2 := m.Listen("h2c", mux.HTTP2())
-	echo := newEchoServer()
-	m.HandleFunc("websocket", mux.And(mux.WebSocket(), mux.PathPrefix("/echo")), echo.serve)
-	h1 := m.Listen("http1", mux.HTTP1())
-
-	// Port 2: upgrade-only.
-	u := mux.New(uln)
-	u.Logger = log
-	u.UpgradeOnly = []string{"websocket"}
-	u.HandleFunc("websocket", mux.WebSocket(), echo.serve)
-
-	var p http.Protocols
-	p.SetUnencryptedHTTP2(true)
-	srv2 := &http.Server{Handler: site(), Protocols: &p, ReadHeaderTimeout: 10 * time.Second}
-	srv1 := &http.Server{Handler: site(), ReadHeaderTimeout: 10 * time.Second}
-
-	var wg sync.WaitGroup
-	serve := func(f func() error) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := f(); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, mux.ErrMuxClosed) && !errors.Is(err, net.ErrClosed) {
-				log.Error("serve", "err", err)
-			}
-		}()
-	}
-	serve(func() error { return srv2.Serve(h2) })
-	serve(func() error { return srv1.Serve(h1) })
-	serve(m.Serve)
-	serve(u.Serve)
-
-	a, b := ln.Addr().String(), uln.Addr().String()
-	fmt.Fprintf(out, `portmux %s: embedded default configuration
+	addrs := d.addrs()
+	if o.configPath == "" {
+		a, b := addrs[0], addrs[1]
+		fmt.Fprintf(out, `portmux %s: embedded default configuration
   http://%[2]s/       a page over HTTP/1.1 and h2c; WebSocket echo at ws://%[2]s/echo
   http://%[3]s/       upgrade-only (websocket): plain HTTP gets 426 Upgrade Required
 try:
@@ -125,35 +162,38 @@ try:
   curl -i http://%[3]s/
   open http://%[2]s/ in a browser: the page echoes a message over the WebSocket
 `, version, a, b)
+	} else {
+		fmt.Fprintf(out, "portmux %s: %s: listening on %s\n", version, o.configPath, strings.Join(addrs, ", "))
+	}
 	if ready != nil {
-		ready <- [2]string{a, b}
+		ready <- addrs
 	}
-
-	<-ctx.Done()
-	fmt.Fprintln(out, "portmux: shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.grace)
-	defer cancel()
-	echo.goAway() // WebSocket clients would otherwise hold the drain for the whole grace
-	// The four drains run at once, each with the whole grace period.
-	var drainErr error
-	var mu sync.Mutex
-	var drains sync.WaitGroup
-	for _, f := range []func(context.Context) error{m.Shutdown, u.Shutdown, srv1.Shutdown, srv2.Shutdown} {
-		drains.Go(func() {
-			if e := f(sctx); e != nil {
-				mu.Lock()
-				drainErr = fmt.Errorf("connections still open after the %v grace period were closed", cfg.grace)
-				mu.Unlock()
+	for {
+		select {
+		case <-reload:
+			next, err := loadConfig(o)
+			if err == nil {
+				err = d.reload(next)
 			}
-		})
+			if err != nil {
+				log.Error("reload failed; the running configuration stays", "err", err)
+				d.met.reload("error")
+				continue
+			}
+			log.Info("configuration reloaded", "listeners", len(next.Listeners))
+			continue
+		case <-ctx.Done():
+		}
+		break
 	}
-	drains.Wait()
-	m.Close()
-	u.Close()
-	srv1.Close()
-	srv2.Close()
-	wg.Wait()
-	return drainErr
+	fmt.Fprintln(out, "portmux: shutting down")
+	grace := o.grace
+	if grace <= 0 {
+		grace = d.currentConfig().Grace.or(defaultGrace)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	return d.shutdown(sctx)
 }
 
 // site serves the page and a plain-text answer that names the protocol.

@@ -22,12 +22,17 @@ import (
 func startDemo(t *testing.T) (addr, upgradeAddr string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan [2]string, 1)
+	ready := make(chan []string, 1)
 	done := make(chan error, 1)
+	o := options{addr: "127.0.0.1:0", upgradeAddr: "127.0.0.1:0", grace: 5 * time.Second}
+	cfg, err := loadConfig(o)
+	if err != nil {
+		t.Fatal(err)
+	}
 	go func() {
-		done <- run(ctx, config{addr: "127.0.0.1:0", upgradeAddr: "127.0.0.1:0", grace: 5 * time.Second}, io.Discard, ready)
+		done <- run(ctx, o, cfg, io.Discard, ready, nil)
 	}()
-	var a [2]string
+	var a []string
 	select {
 	case a = <-ready:
 	case err := <-done:
@@ -174,10 +179,15 @@ func TestDemoInChromium(t *testing.T) {
 // client gets close 1001 and run returns without error.
 func TestShutdownWithOpenWebSocket(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan [2]string, 1)
+	ready := make(chan []string, 1)
 	done := make(chan error, 1)
+	o := options{addr: "127.0.0.1:0", upgradeAddr: "127.0.0.1:0", grace: time.Minute}
+	cfg, err := loadConfig(o)
+	if err != nil {
+		t.Fatal(err)
+	}
 	go func() {
-		done <- run(ctx, config{addr: "127.0.0.1:0", upgradeAddr: "127.0.0.1:0", grace: time.Minute}, io.Discard, ready)
+		done <- run(ctx, o, cfg, io.Discard, ready, nil)
 	}()
 	a := <-ready
 	conn, _, _, err := ws.Dial(context.Background(), "ws://"+a[0]+"/echo")

@@ -1,0 +1,624 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"reflect"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/portmux/portmux/h2c"
+	"github.com/portmux/portmux/internal/proxyproto"
+	"github.com/portmux/portmux/internal/relay"
+	"github.com/portmux/portmux/mux"
+	"github.com/portmux/portmux/wsbridge"
+)
+
+// daemon runs a configuration: one port per listener, each with a mux
+// whose routes proxy, bridge or serve. It reloads by swapping routes (or,
+// when a listener's own settings changed, the mux behind its socket)
+// without closing a socket that stays in the configuration.
+type daemon struct {
+	log *slog.Logger
+	met *daemonMetrics
+	// ctx ends when the grace period does: bridges close their WebSockets.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu      sync.Mutex
+	cfg     *Config
+	ports   map[string]*port // by listener name
+	retired []*mux.Mux       // muxes replaced by a reload, shut down last
+	conns   map[net.Conn]struct{}
+	wg      sync.WaitGroup // accept loops and Serve calls
+
+	page      *h2c.Server // the built-in page, shared by every listener
+	pageQueue *queue
+	echo      *echoServer
+	inherited map[string]net.Listener // systemd socket activation, by address
+	metricsLn net.Listener
+	metricsSrv *http.Server
+}
+
+// port is one listening socket. Its accept loop hands connections to the
+// current generation's mux.
+type port struct {
+	cfg   *ListenerConfig
+	ln    net.Listener
+	cur   atomic.Pointer[generation]
+	slots chan struct{} // max_connections
+}
+
+// generation is the mux that serves a port's connections until a reload
+// with other listener settings replaces it.
+type generation struct {
+	m *mux.Mux
+	q *queue
+}
+
+func newDaemon(cfg *Config, log *slog.Logger) *daemon {
+	d := &daemon{
+		log:   log,
+		met:   newMetrics(),
+		cfg:   cfg,
+		ports: map[string]*port{},
+		conns: map[net.Conn]struct{}{},
+		echo:  newEchoServer(),
+	}
+	d.ctx, d.cancel = context.WithCancel(context.Background())
+	d.pageQueue = newQueue(nil)
+	d.page = &h2c.Server{Server: &http.Server{Handler: site(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}}
+	return d
+}
+
+// start opens every listener and the metrics server, and serves.
+func (d *daemon) start() error {
+	inh, err := inheritedListeners()
+	if err != nil {
+		return err
+	}
+	d.inherited = inh
+	d.wg.Go(func() { d.page.Serve(d.pageQueue) })
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, lc := range d.cfg.Listeners {
+		p, err := d.openPort(lc)
+		if err != nil {
+			d.closePortsLocked()
+			return err
+		}
+		d.ports[lc.Name] = p
+	}
+	for _, p := range d.ports {
+		d.servePort(p)
+	}
+	if d.cfg.Metrics != "" {
+		ln, err := net.Listen("tcp", d.cfg.Metrics)
+		if err != nil {
+			d.closePortsLocked()
+			return fmt.Errorf("metrics: %w", err)
+		}
+		d.metricsLn = ln
+		d.metricsSrv = &http.Server{Handler: d.met.handler(), ReadHeaderTimeout: 5 * time.Second}
+		d.wg.Go(func() { d.metricsSrv.Serve(ln) })
+	}
+	d.met.ready.Store(true)
+	return nil
+}
+
+func (d *daemon) currentConfig() *Config {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cfg
+}
+
+// addrs returns the bound address of each listener, in configuration order.
+func (d *daemon) addrs() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []string
+	for _, lc := range d.cfg.Listeners {
+		if p := d.ports[lc.Name]; p != nil {
+			out = append(out, p.ln.Addr().String())
+		}
+	}
+	return out
+}
+
+func (d *daemon) closePortsLocked() {
+	for _, p := range d.ports {
+		p.ln.Close()
+	}
+}
+
+// openPort binds a listener's socket: one inherited from systemd if its
+// address matches, else a new one (with SO_REUSEPORT if asked).
+func (d *daemon) openPort(lc *ListenerConfig) (*port, error) {
+	ln := d.takeInherited(lc.Listen)
+	if ln == nil {
+		var lcfg net.ListenConfig
+		if lc.ReusePort {
+			lcfg.Control = func(_, _ string, c syscall.RawConn) error {
+				var serr error
+				err := c.Control(func(fd uintptr) {
+					serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+				})
+				return errors.Join(err, serr)
+			}
+		}
+		var err error
+		ln, err = lcfg.Listen(context.Background(), "tcp", lc.Listen)
+		if err != nil {
+			return nil, err
+		}
+	}
+	p := &port{cfg: lc, ln: ln, slots: make(chan struct{}, maxConns(lc))}
+	p.cur.Store(d.newGeneration(p, lc))
+	return p, nil
+}
+
+func maxConns(lc *ListenerConfig) int {
+	if lc.MaxConnections > 0 {
+		return lc.MaxConnections
+	}
+	return defaultMaxConnections
+}
+
+// newGeneration builds a mux with lc's settings and routes.
+func (d *daemon) newGeneration(p *port, lc *ListenerConfig) *generation {
+	q := newQueue(p.ln.Addr())
+	m := mux.New(q)
+	m.SniffTimeout = lc.SniffTimeout.or(defaultSniffTimeout)
+	m.MaxSniffBytes = int(lc.MaxSniffBytes)
+	m.MaxPending = maxConns(lc)
+	m.LingerTimeout = time.Duration(lc.LingerTimeout)
+	m.UpgradeOnly = lc.UpgradeOnly
+	if lc.ProxyProtocol.Accept {
+		m.TrustedProxies = lc.ProxyProtocol.prefixes
+	}
+	m.Logger = d.log
+	name := lc.Name
+	m.OnReject = func(_ net.Conn, reason mux.Reason) {
+		d.met.conn(name, "", reason.String())
+		<-p.slots
+	}
+	m.SetRoutes(d.routes(p, lc))
+	g := &generation{m: m, q: q}
+	d.wg.Go(func() { m.Serve() })
+	return g
+}
+
+// servePort runs the accept loop: take a slot, accept, hand to the
+// current mux. Accept errors back off as the mux's own loop does.
+func (d *daemon) servePort(p *port) {
+	d.wg.Go(func() {
+		var delay time.Duration
+		for {
+			p.slots <- struct{}{}
+			c, err := p.ln.Accept()
+			if err != nil {
+				<-p.slots
+				if errors.Is(err, net.ErrClosed) {
+					return
+				}
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				d.log.Warn("accept error; retrying", "listener", p.cfg.Listen, "err", err, "delay", delay)
+				time.Sleep(delay)
+				continue
+			}
+			delay = 0
+			for !p.cur.Load().q.push(c) {
+				// A reload retired that generation between Load and push.
+			}
+		}
+	})
+}
+
+// routes builds a listener's mux routes from its configuration.
+func (d *daemon) routes(p *port, lc *ListenerConfig) []mux.Route {
+	var rs []mux.Route
+	if lc.OnTimeout != "" {
+		rc := &RouteConfig{Name: "on_timeout", Match: "silent", To: lc.OnTimeout}
+		rs = append(rs, mux.Route{Name: rc.Name, Match: mux.Silent(), Handler: d.handler(p, rc)})
+	}
+	for _, rc := range lc.Routes {
+		rs = append(rs, mux.Route{Name: rc.Name, Match: matcher(rc), Handler: d.handler(p, rc)})
+	}
+	return rs
+}
+
+func matcher(rc *RouteConfig) mux.Matcher {
+	var m mux.Matcher
+	switch rc.Match {
+	case "http1":
+		m = mux.HTTP1()
+	case "http2":
+		m = mux.HTTP2()
+	case "grpc":
+		m = mux.GRPC()
+	case "websocket":
+		m = mux.WebSocket()
+	case "upgrade":
+		m = mux.Upgrade(rc.Upgrade...)
+	case "ssh":
+		m = mux.SSH()
+	case "any":
+		m = mux.Any()
+	case "tls":
+		ms := []mux.Matcher{mux.TLS()}
+		if len(rc.SNI) > 0 {
+			ms = append(ms, mux.ServerName(rc.SNI...))
+		}
+		if len(rc.ALPN) > 0 {
+			ms = append(ms, mux.ALPN(rc.ALPN...))
+		}
+		m = mux.And(ms...)
+	}
+	if rc.Path != "" {
+		m = mux.And(m, mux.PathPrefix(rc.Path))
+	}
+	return m
+}
+
+// handler serves one route's connections. Every connection gives back its
+// listener slot when its handler returns.
+func (d *daemon) handler(p *port, rc *RouteConfig) mux.Handler {
+	listener := p.cfg.Name
+	active := d.met.active(listener, rc.Name)
+	var routeSlots chan struct{}
+	if rc.MaxConnections > 0 {
+		routeSlots = make(chan struct{}, rc.MaxConnections)
+	}
+	return mux.HandlerFunc(func(c *mux.Conn) {
+		defer func() { <-p.slots }()
+		d.met.sniff(listener, c.SniffTime())
+		if routeSlots != nil {
+			select {
+			case routeSlots <- struct{}{}:
+				defer func() { <-routeSlots }()
+			default:
+				c.Close()
+				d.met.conn(listener, rc.Name, "route_limit")
+				return
+			}
+		}
+		active.Inc()
+		defer active.Dec()
+		switch {
+		case rc.Serve == "page":
+			// The page server owns it from here; it closes it.
+			if !d.pageQueue.push(c) {
+				c.Close()
+			}
+			d.met.conn(listener, rc.Name, "ok")
+		case rc.Serve == "echo":
+			d.echo.serve(c)
+			d.met.conn(listener, rc.Name, "ok")
+		case rc.Bridge != "":
+			d.bridge(c, listener, rc)
+		default:
+			d.proxy(c, listener, rc)
+		}
+	})
+}
+
+// track registers a connection that shutdown closes after the grace period.
+func (d *daemon) track(c net.Conn) func() {
+	d.mu.Lock()
+	d.conns[c] = struct{}{}
+	d.mu.Unlock()
+	return func() {
+		d.mu.Lock()
+		delete(d.conns, c)
+		d.mu.Unlock()
+	}
+}
+
+// dialBackend connects to addr and writes the PROXY header rc asks for,
+// carrying the client's addresses (those of a trusted PROXY header in
+// front of us, if there was one). It counts dial failures.
+func (d *daemon) dialBackend(c *mux.Conn, listener string, rc *RouteConfig, addr string) (net.Conn, bool) {
+	timeout := rc.DialTimeout.or(defaultDialTimeout)
+	b, err := net.DialTimeout("tcp", addr, timeout)
+	if err != nil {
+		outcome := "dial_error"
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			outcome = "dial_timeout"
+		}
+		d.met.conn(listener, rc.Name, outcome)
+		d.log.Warn("backend unreachable", "listener", listener, "route", rc.Name, "backend", addr, "err", err)
+		return nil, false
+	}
+	if rc.SendProxy != "" {
+		var hdr []byte
+		if rc.SendProxy == "v1" {
+			hdr = proxyproto.AppendV1(nil, c.RemoteAddr(), c.LocalAddr())
+		} else {
+			hdr = proxyproto.AppendV2(nil, c.RemoteAddr(), c.LocalAddr())
+		}
+		b.SetWriteDeadline(time.Now().Add(timeout))
+		if _, err := b.Write(hdr); err != nil {
+			b.Close()
+			d.met.conn(listener, rc.Name, "error")
+			return nil, false
+		}
+		b.SetWriteDeadline(time.Time{})
+	}
+	return b, true
+}
+
+// proxy copies between the client and the route's backend.
+func (d *daemon) proxy(c *mux.Conn, listener string, rc *RouteConfig) {
+	untrack := d.track(c)
+	defer untrack()
+	b, ok := d.dialBackend(c, listener, rc, rc.To)
+	if !ok {
+		c.Close()
+		return
+	}
+	untrackB := d.track(b)
+	defer untrackB()
+	var counts relay.Counts
+	r := relay.Relay{IdleTimeout: rc.IdleTimeout.or(defaultIdleTimeout)}
+	err := r.Run(c, b, &counts)
+	d.met.bytes(listener, rc.Name, counts.Up.Load(), counts.Down.Load())
+	switch {
+	case err == nil:
+		d.met.conn(listener, rc.Name, "ok")
+	case errors.Is(err, relay.ErrIdle):
+		d.met.conn(listener, rc.Name, "idle_timeout")
+	default:
+		d.met.conn(listener, rc.Name, "error")
+		d.log.Debug("relay ended", "listener", listener, "route", rc.Name, "err", err)
+	}
+}
+
+// bridge terminates the WebSocket and bridges it to the route's backend.
+func (d *daemon) bridge(c *mux.Conn, listener string, rc *RouteConfig) {
+	untrack := d.track(c)
+	defer untrack()
+	b := &wsbridge.Bridge{
+		Backend:     rc.Bridge,
+		DialTimeout: rc.DialTimeout.or(defaultDialTimeout),
+		Text:        rc.Text,
+		ProxyHeader: rc.SendProxy == "v2",
+		Logger:      d.log,
+	}
+	b.Upgrader.IdleTimeout = rc.IdleTimeout.or(defaultIdleTimeout)
+	err := b.ServeConn(d.ctx, c)
+	switch {
+	case err == nil:
+		d.met.conn(listener, rc.Name, "ok")
+	case errors.Is(err, wsbridge.ErrBackendUnreachable):
+		d.met.conn(listener, rc.Name, "dial_error")
+	default:
+		d.met.conn(listener, rc.Name, "error")
+		d.log.Debug("bridge ended", "listener", listener, "route", rc.Name, "err", err)
+	}
+}
+
+// reload applies a new configuration: ports that stay keep their sockets
+// and get the new routes at once; a port whose own settings changed gets
+// a new mux on the same socket; new ports open; dropped ports close and
+// their connections finish. On an error nothing changes.
+func (d *daemon) reload(cfg *Config) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	opened := map[string]*port{}
+	for _, lc := range cfg.Listeners {
+		if p, ok := d.ports[lc.Name]; ok && p.cfg.Listen == lc.Listen {
+			continue
+		}
+		p, err := d.openPort(lc)
+		if err != nil {
+			for _, p := range opened {
+				p.ln.Close()
+				p.cur.Load().q.Close()
+			}
+			return err
+		}
+		opened[lc.Name] = p
+	}
+	next := map[string]*port{}
+	var closing []*port
+	for _, lc := range cfg.Listeners {
+		if p, ok := opened[lc.Name]; ok {
+			next[lc.Name] = p
+			d.servePort(p)
+			if old, ok := d.ports[lc.Name]; ok {
+				closing = append(closing, old) // same name, new address
+			}
+			continue
+		}
+		p := d.ports[lc.Name]
+		if sameListener(p.cfg, lc) {
+			p.cfg = lc
+			p.cur.Load().m.SetRoutes(d.routes(p, lc))
+		} else {
+			old := p.cur.Load()
+			p.cfg = lc
+			p.cur.Store(d.newGeneration(p, lc))
+			old.q.Close() // its Serve returns; its sniffs and handlers go on
+			d.retired = append(d.retired, old.m)
+		}
+		next[lc.Name] = p
+	}
+	for name, p := range d.ports {
+		if _, ok := next[name]; !ok {
+			closing = append(closing, p)
+		}
+	}
+	for _, p := range closing {
+		p.ln.Close()
+		g := p.cur.Load()
+		g.q.Close()
+		d.retired = append(d.retired, g.m)
+	}
+	d.ports, d.cfg = next, cfg
+	d.met.reload("ok")
+	return nil
+}
+
+// sameListener reports whether two listener configurations differ only in
+// their routes.
+func sameListener(a, b *ListenerConfig) bool {
+	x, y := *a, *b
+	x.Routes, y.Routes, x.line, y.line = nil, nil, 0, 0
+	x.OnTimeout, y.OnTimeout = "", ""
+	return reflect.DeepEqual(x, y)
+}
+
+// shutdown stops accepting everywhere, lets connections finish for up to
+// ctx, then closes those left and waits for every goroutine.
+func (d *daemon) shutdown(ctx context.Context) error {
+	d.met.ready.Store(false)
+	d.mu.Lock()
+	var muxes []*mux.Mux
+	for _, p := range d.ports {
+		p.ln.Close()
+		muxes = append(muxes, p.cur.Load().m)
+	}
+	muxes = append(muxes, d.retired...)
+	d.mu.Unlock()
+	d.echo.goAway()
+
+	var drained error
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for _, m := range muxes {
+		wg.Go(func() {
+			if err := m.Shutdown(ctx); err != nil {
+				mu.Lock()
+				drained = err
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Go(func() {
+		if err := d.page.Shutdown(ctx); err != nil {
+			mu.Lock()
+			drained = err
+			mu.Unlock()
+		}
+	})
+	wg.Wait()
+	// Past the grace period: close what is left, so handlers return.
+	d.cancel()
+	d.mu.Lock()
+	for c := range d.conns {
+		c.Close()
+	}
+	d.mu.Unlock()
+	d.page.Close()
+	for _, m := range muxes {
+		m.Close()
+	}
+	if d.metricsSrv != nil {
+		d.metricsSrv.Close()
+	}
+	d.pageQueue.Close()
+	d.wg.Wait()
+	if drained != nil {
+		return fmt.Errorf("connections still open after the grace period were closed: %w", drained)
+	}
+	return nil
+}
+
+// queue is a net.Listener fed by push: the hand-off from a port's accept
+// loop to its mux, and from page routes to the page server.
+type queue struct {
+	addr net.Addr
+	ch   chan net.Conn
+	done chan struct{}
+	once sync.Once
+}
+
+func newQueue(addr net.Addr) *queue {
+	if addr == nil {
+		addr = &net.TCPAddr{}
+	}
+	return &queue{addr: addr, ch: make(chan net.Conn), done: make(chan struct{})}
+}
+
+// push hands c over; false if the queue is closed (c is not closed).
+func (q *queue) push(c net.Conn) bool {
+	select {
+	case <-q.done:
+		return false
+	default:
+	}
+	select {
+	case q.ch <- c:
+		return true
+	case <-q.done:
+		return false
+	}
+}
+
+func (q *queue) Accept() (net.Conn, error) {
+	select {
+	case c := <-q.ch:
+		return c, nil
+	case <-q.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (q *queue) Close() error {
+	q.once.Do(func() { close(q.done) })
+	return nil
+}
+
+func (q *queue) Addr() net.Addr { return q.addr }
+
+// inheritedListeners takes the sockets systemd passed (LISTEN_FDS, for
+// this process: LISTEN_PID), by their bound address.
+func inheritedListeners() (map[string]net.Listener, error) {
+	n, err := strconv.Atoi(os.Getenv("LISTEN_FDS"))
+	if err != nil || n <= 0 || os.Getenv("LISTEN_PID") != strconv.Itoa(os.Getpid()) {
+		return nil, nil
+	}
+	os.Unsetenv("LISTEN_FDS")
+	os.Unsetenv("LISTEN_PID")
+	os.Unsetenv("LISTEN_FDNAMES")
+	out := map[string]net.Listener{}
+	for fd := 3; fd < 3+n; fd++ {
+		syscall.CloseOnExec(fd)
+		f := os.NewFile(uintptr(fd), "systemd-socket-"+strconv.Itoa(fd))
+		ln, err := net.FileListener(f)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("socket activation: fd %d: %w", fd, err)
+		}
+		out[ln.Addr().String()] = ln
+	}
+	return out, nil
+}
+
+// takeInherited returns the inherited socket bound to addr, if any.
+func (d *daemon) takeInherited(addr string) net.Listener {
+	for a, ln := range d.inherited {
+		if sameAddr(a, addr) {
+			delete(d.inherited, a)
+			return ln
+		}
+	}
+	return nil
+}
+
+func sameAddr(bound, configured string) bool {
+	b, err1 := net.ResolveTCPAddr("tcp", bound)
+	c, err2 := net.ResolveTCPAddr("tcp", configured)
+	return err1 == nil && err2 == nil && b.Port == c.Port && (b.IP.Equal(c.IP) || c.IP == nil && b.IP.IsUnspecified())
+}

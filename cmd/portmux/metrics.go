@@ -1,0 +1,67 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+)
+
+// sniffBuckets are the sniff latency histogram's upper bounds, in seconds:
+// from a first read that arrives at once to the 3 s default timeout.
+var sniffBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+
+// daemonMetrics is the daemon's metric set, exposed at /metrics.
+type daemonMetrics struct {
+	set   *metrics.Set
+	ready atomic.Bool // /healthz answers 200 while set
+}
+
+func newMetrics() *daemonMetrics {
+	return &daemonMetrics{set: metrics.NewSet()}
+}
+
+// conn counts a connection's outcome: "ok", "idle_timeout", "error",
+// "dial_error", "dial_timeout", "route_limit", or a mux rejection reason
+// ("upgrade_required", "timeout", "no_match", ...).
+func (m *daemonMetrics) conn(listener, route, outcome string) {
+	m.set.GetOrCreateCounter(fmt.Sprintf(`portmux_connections_total{listener=%q,route=%q,outcome=%q}`, listener, route, outcome)).Inc()
+}
+
+func (m *daemonMetrics) sniff(listener string, d time.Duration) {
+	m.set.GetOrCreatePrometheusHistogramExt(fmt.Sprintf(`portmux_sniff_seconds{listener=%q}`, listener), sniffBuckets).Update(d.Seconds())
+}
+
+func (m *daemonMetrics) bytes(listener, route string, up, down int64) {
+	m.set.GetOrCreateCounter(fmt.Sprintf(`portmux_bytes_total{listener=%q,route=%q,direction="up"}`, listener, route)).AddInt64(up)
+	m.set.GetOrCreateCounter(fmt.Sprintf(`portmux_bytes_total{listener=%q,route=%q,direction="down"}`, listener, route)).AddInt64(down)
+}
+
+func (m *daemonMetrics) active(listener, route string) *metrics.Gauge {
+	return m.set.GetOrCreateGauge(fmt.Sprintf(`portmux_active_connections{listener=%q,route=%q}`, listener, route), nil)
+}
+
+func (m *daemonMetrics) reload(outcome string) {
+	m.set.GetOrCreateCounter(fmt.Sprintf(`portmux_reloads_total{outcome=%q}`, outcome)).Inc()
+}
+
+// handler serves /metrics (Prometheus text, with Go and process metrics)
+// and /healthz (200 while serving, 503 once shutting down).
+func (m *daemonMetrics) handler() http.Handler {
+	mx := http.NewServeMux()
+	mx.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		m.set.WritePrometheus(w)
+		metrics.WriteProcessMetrics(w)
+	})
+	mx.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if !m.ready.Load() {
+			http.Error(w, "shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	return mx
+}
