@@ -42,11 +42,11 @@ type daemon struct {
 	conns   map[net.Conn]struct{}
 	wg      sync.WaitGroup // accept loops and Serve calls
 
-	page      *h2c.Server // the built-in page, shared by every listener
-	pageQueue *queue
-	echo      *echoServer
-	inherited map[string]net.Listener // systemd socket activation, by address
-	metricsLn net.Listener
+	page       *h2c.Server // the built-in page, shared by every listener
+	pageQueue  *queue
+	echo       *echoServer
+	inherited  map[string]net.Listener // systemd socket activation, by address
+	metricsLn  net.Listener
 	metricsSrv *http.Server
 }
 
