@@ -24,6 +24,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
+
 	"github.com/portmux/portmux/h2c"
 	"github.com/portmux/portmux/internal/testtool"
 	"github.com/portmux/portmux/mux"
@@ -428,4 +431,101 @@ func freePort(t *testing.T) string {
 	defer ln.Close()
 	_, p, _ := net.SplitHostPort(ln.Addr().String())
 	return p
+}
+
+// TestHAProxyInFront: HAProxy sends PROXY v2 to portmux, which trusts it
+// and passes the client's address on to the backend in a PROXY v2 header
+// of its own.
+func TestHAProxyInFront(t *testing.T) {
+	haproxy := testtool.Need(t, "haproxy")
+	web := httpBackend(t, "web")
+	addrs, _ := startDaemon(t, `
+listeners:
+  - listen: 127.0.0.1:0
+    proxy_protocol: { accept: true, trusted: [127.0.0.1] }
+    routes:
+      - match: http1
+        to: {{web}}
+        send_proxy: v2
+`, map[string]string{"web": web})
+	front := "127.0.0.1:" + freePort(t)
+	cfg := filepath.Join(t.TempDir(), "haproxy.cfg")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`global
+	log stderr format raw local0 emerg
+defaults
+	mode tcp
+	timeout connect 5s
+	timeout client 10s
+	timeout server 10s
+frontend f
+	bind %s
+	default_backend b
+backend b
+	server portmux %s send-proxy-v2
+`, front, addrs[0])), 0o600)
+	cmd := exec.Command(haproxy, "-db", "-f", cfg)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	var c net.Conn
+	var err error
+	for range 200 {
+		if c, err = net.Dial("tcp", front); err == nil {
+			break
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("haproxy did not listen on %s: %v", front, err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(c, "GET /ha HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if want := "web HTTP/1.1 /ha proxied=" + c.LocalAddr().String(); string(body) != want {
+		t.Errorf("got %q; want %q", body, want)
+	}
+}
+
+// TestDaemonBridge: a WebSocket route bridged to a TCP backend, beside a
+// WebSocket route passed through untouched.
+func TestDaemonBridge(t *testing.T) {
+	addrs, _ := startDaemon(t, `
+listeners:
+  - listen: 127.0.0.1:0
+    routes:
+      - match: websocket
+        path: /vnc
+        bridge: {{line}}
+      - match: websocket
+        serve: echo
+`, map[string]string{"line": tcpBackend(t, "line", "")})
+	conn, _, _, err := ws.Dial(context.Background(), "ws://"+addrs[0]+"/vnc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := wsutil.WriteClientBinary(conn, []byte("hello\n")); err != nil {
+		t.Fatal(err)
+	}
+	msg, op, err := wsutil.ReadServerData(conn)
+	if err != nil || op != ws.OpBinary || string(msg) != "line: hello\n" {
+		t.Errorf("bridge: %q %v %v", msg, op, err)
+	}
+	echo, _, _, err := ws.Dial(context.Background(), "ws://"+addrs[0]+"/other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer echo.Close()
+	echo.SetDeadline(time.Now().Add(10 * time.Second))
+	wsutil.WriteClientText(echo, []byte("hi"))
+	if msg, _, err := wsutil.ReadServerData(echo); err != nil || string(msg) != "hi" {
+		t.Errorf("echo: %q %v", msg, err)
+	}
 }
