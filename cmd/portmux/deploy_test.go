@@ -69,3 +69,23 @@ func TestKubernetesExample(t *testing.T) {
 		t.Errorf("kinds %v; want ConfigMap, Deployment and Service", kinds)
 	}
 }
+
+// TestREADMEConfig: the configuration that README.md shows is valid.
+func TestREADMEConfig(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := bytes.Cut(b, []byte("## The daemon"))
+	if !ok {
+		t.Fatal("README.md has no daemon section")
+	}
+	_, rest, ok = bytes.Cut(rest, []byte("```yaml\n"))
+	text, _, ok2 := bytes.Cut(rest, []byte("```"))
+	if !ok || !ok2 {
+		t.Fatal("no yaml block in the daemon section")
+	}
+	if _, err := parseConfig(text); err != nil {
+		t.Errorf("README's configuration: %v", err)
+	}
+}
