@@ -28,8 +28,8 @@ var ErrIdle = errors.New("relay: idle timeout")
 // once.
 type Relay struct {
 	// IdleTimeout ends the relay when no byte moved either way for this
-	// long; a direction that is quiet while the other flows does not end
-	// it. Zero means no idle timeout.
+	// long (detected within twice this); a direction that is quiet while
+	// the other flows does not end it. Zero means no idle timeout.
 	IdleTimeout time.Duration
 
 	// Chunk bounds one copy step; if zero, DefaultChunk (1 MiB).
@@ -76,8 +76,10 @@ func (r *Relay) Run(client, backend net.Conn, counts *Counts) error {
 		}
 		client = rc.NetConn()
 	}
-	s := &session{r: r}
-	s.touch()
+	s := &session{r: r, conns: [2][2]net.Conn{{backend, client}, {client, backend}}}
+	start := time.Now().UnixNano()
+	s.last[0].Store(start)
+	s.last[1].Store(start)
 	// The first error either way closes both, which ends the other
 	// direction (with an error of its own, not reported).
 	var once sync.Once
@@ -88,56 +90,72 @@ func (r *Relay) Run(client, backend net.Conn, counts *Counts) error {
 		}
 	}
 	var wg sync.WaitGroup
-	wg.Go(func() { fail(s.pipe(backend, client, &counts.Up)) })
-	fail(s.pipe(client, backend, &counts.Down))
+	wg.Go(func() { fail(s.pipe(&counts.Up, 0)) })
+	fail(s.pipe(&counts.Down, 1))
 	wg.Wait()
 	return first
 }
 
+// session is what the two directions share. A direction sees its own
+// bytes only when a copy step ends (a spliced step reports nothing while
+// it runs), so when one direction finds both quiet for IdleTimeout by what
+// it knows, it interrupts the other's step, and the other, which then
+// knows its own latest bytes, makes the call.
 type session struct {
-	r    *Relay
-	last atomic.Int64 // unix nanos of the last byte moved either way
+	r     *Relay
+	conns [2][2]net.Conn  // per direction: dst, src
+	last  [2]atomic.Int64 // unix nanos of the last step that moved bytes
+	done  [2]atomic.Bool  // the direction's source ended
+	asked [2]atomic.Bool  // the other direction asks this one to judge
 }
 
-func (s *session) touch() { s.last.Store(time.Now().UnixNano()) }
-
-// idle reports whether nothing moved either way for IdleTimeout.
-func (s *session) idle() bool {
-	return time.Since(time.Unix(0, s.last.Load())) >= s.r.IdleTimeout
-}
-
-// pipe copies src to dst in steps until src ends, then closes dst's write
-// side. A step that hits the deadline with nothing moved ends the pipe
-// only if the whole session has been idle.
-func (s *session) pipe(dst, src net.Conn, n *atomic.Int64) error {
+// pipe copies one direction (0: client to backend, 1: back) in steps
+// until its source ends, then closes its destination's write side.
+func (s *session) pipe(n *atomic.Int64, dir int) error {
+	dst, src := s.conns[dir][0], s.conns[dir][1]
+	other := 1 - dir
 	chunk := s.r.Chunk
 	if chunk <= 0 {
 		chunk = DefaultChunk
 	}
 	idle := s.r.IdleTimeout
 	for {
+		began := time.Now()
 		if idle > 0 {
-			d := time.Now().Add(idle)
-			src.SetReadDeadline(d)
-			dst.SetWriteDeadline(d)
+			src.SetReadDeadline(began.Add(idle))
+			dst.SetWriteDeadline(began.Add(idle))
 		}
 		m, err := io.Copy(dst, io.LimitReader(src, chunk))
+		now := time.Now()
 		if m > 0 {
 			n.Add(m)
-			s.touch()
+			s.last[dir].Store(now.UnixNano())
+			s.asked[dir].Store(false)
 		}
 		switch {
 		case err == nil && m == chunk:
 			continue
 		case err == nil:
 			// src ended its stream: pass the end on, keep the other way.
+			s.done[dir].Store(true)
 			closeWrite(dst)
 			return nil
 		case errors.Is(err, os.ErrDeadlineExceeded) && idle > 0:
-			if m > 0 || !s.idle() {
+			quietFor := func(d int) time.Duration { return now.Sub(time.Unix(0, s.last[d].Load())) }
+			if m > 0 || quietFor(dir) < idle || quietFor(other) < idle {
 				continue
 			}
-			return ErrIdle
+			// Both quiet as far as this direction knows.
+			interrupted := now.Sub(began) < idle
+			if s.done[other].Load() || s.asked[dir].Swap(false) && interrupted {
+				return ErrIdle
+			}
+			// The other's running step may have moved bytes: stop it so
+			// that it judges with its own count.
+			s.asked[other].Store(true)
+			s.conns[other][1].SetReadDeadline(now)
+			s.conns[other][0].SetWriteDeadline(now)
+			continue
 		}
 		return err
 	}

@@ -112,17 +112,21 @@ func TestBothWaysWithHalfClose(t *testing.T) {
 // closes both ends; one that moves bytes one way only does not.
 func TestIdleTimeout(t *testing.T) {
 	client, backend, done, _ := setup(t, &Relay{IdleTimeout: time.Second}, nil)
-	// One direction busy, the other silent, for several idle periods.
-	stop := time.Now().Add(2500 * time.Millisecond)
+	// One direction busy, the other silent, for several idle periods;
+	// then the other way round: the relay must not mistake the silence of
+	// the direction that was quiet before for idleness now.
 	buf := make([]byte, 16)
-	for time.Now().Before(stop) {
-		if _, err := client.Write([]byte("tick")); err != nil {
-			t.Fatal(err)
+	for _, phase := range []struct{ from, to net.Conn }{{client, backend}, {backend, client}} {
+		stop := time.Now().Add(2500 * time.Millisecond)
+		for time.Now().Before(stop) {
+			if _, err := phase.from.Write([]byte("tick")); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.ReadFull(phase.to, buf[:4]); err != nil {
+				t.Fatalf("a busy relay ended: %v", err)
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
-		if _, err := io.ReadFull(backend, buf[:4]); err != nil {
-			t.Fatalf("a busy relay ended: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 	select {
 	case err := <-done:
