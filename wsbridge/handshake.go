@@ -542,7 +542,7 @@ func (u *Upgrader) appendAccept(b []byte, hs negotiated) []byte {
 	}
 	for k, vs := range u.Header {
 		switch textproto.CanonicalMIMEHeaderKey(k) {
-		case "Upgrade", "Connection", "Sec-Websocket-Accept", "Sec-Websocket-Protocol", "Sec-Websocket-Extensions", "Content-Length", "Transfer-Encoding":
+		case "Upgrade", "Sec-Websocket-Accept", "Sec-Websocket-Protocol", "Sec-Websocket-Extensions":
 			continue
 		}
 		b = appendHeader(b, k, vs)
@@ -551,8 +551,16 @@ func (u *Upgrader) appendAccept(b []byte, hs negotiated) []byte {
 }
 
 // appendHeader appends header lines, dropping CR and LF from values so
-// that a value cannot start a new field.
+// that a value cannot start a new field, and skipping names that are not
+// tokens and the fields that frame the message, which this package writes.
 func appendHeader(b []byte, k string, vs []string) []byte {
+	if !isToken([]byte(k)) {
+		return b
+	}
+	switch textproto.CanonicalMIMEHeaderKey(k) {
+	case "Content-Length", "Transfer-Encoding", "Connection":
+		return b
+	}
 	for _, v := range vs {
 		b = append(b, k...)
 		b = append(b, ": "...)

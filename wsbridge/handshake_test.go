@@ -118,7 +118,7 @@ func TestHandshakeOriginAndCheck(t *testing.T) {
 			case "/private":
 				return errors.New("no entry")
 			case "/auth":
-				return &Refusal{Status: 401, Reason: "log in first", Header: http.Header{"Www-Authenticate": {"Bearer"}}}
+				return &Refusal{Status: 401, Reason: "log in first", Header: http.Header{"Www-Authenticate": {"Bearer"}, "Content-Length": {"0"}}}
 			}
 			if r.Header.Get("X-Token") != "t" {
 				return &Refusal{Status: 400, Reason: "token needed"}
@@ -171,7 +171,8 @@ func TestHandshakeNegotiation(t *testing.T) {
 	u := &Upgrader{
 		Protocols:   []string{"v2", "v1"},
 		Compression: true,
-		Header:      http.Header{"Set-Cookie": {"a=b"}, "Connection": {"evil"}, "X-Bad": {"a\r\nInjected: yes"}},
+		Header: http.Header{"Set-Cookie": {"a=b"}, "Connection": {"evil"}, "X-Bad": {"a\r\nInjected: yes"},
+			"X-Evil\r\nInjected2": {"yes"}, "Content-Length": {"5"}},
 	}
 	addr, results := upgradeServer(t, u)
 	tests := []struct {
@@ -199,7 +200,8 @@ func TestHandshakeNegotiation(t *testing.T) {
 				t.Errorf("extensions %q; want %q", got, tt.ext)
 			}
 			if resp.Header.Get("Set-Cookie") != "a=b" || resp.Header.Get("Connection") != "Upgrade" ||
-				resp.Header.Get("Injected") != "" {
+				resp.Header.Get("Injected") != "" || resp.Header.Get("Injected2") != "" ||
+				resp.Header.Get("Content-Length") != "" || resp.Header.Get("X-Bad") != "aInjected: yes" {
 				t.Errorf("extra headers: %v", resp.Header)
 			}
 		})
