@@ -87,7 +87,9 @@ type Mux struct {
 	// is believed: it is stripped, and the Conn reports the addresses it
 	// carries. A PROXY header from any other peer gets the connection
 	// closed (ReasonProxyUntrusted). A connection from a trusted peer
-	// without a PROXY header is served as it is.
+	// without a PROXY header is served as it is. While TrustedProxies is
+	// set, no route, Any() included, takes a connection before its first
+	// bytes (or SniffTimeout).
 	TrustedProxies []netip.Prefix
 
 	// Logger, if set, receives a debug record for each rejected
@@ -230,6 +232,10 @@ func (m *Mux) Serve() error {
 			m.closeMu.Unlock()
 			c.Close()
 			<-m.sem
+			m.stats.rejected[ReasonShutdown].Add(1)
+			if m.OnReject != nil {
+				m.OnReject(c, ReasonShutdown)
+			}
 			return ErrMuxClosed
 		}
 		m.inflight.Add(1)

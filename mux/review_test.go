@@ -129,7 +129,8 @@ func (l *lateListener) Close() error   { return nil }
 func (l *lateListener) Addr() net.Addr { return testtool.PipeAddr{} }
 
 // TestNoHandOffAfterShutdown: a connection accepted as Shutdown stops the
-// mux is closed by Serve, not sniffed behind Shutdown's back.
+// mux is closed by Serve, not sniffed behind Shutdown's back, and reported
+// to OnReject (a caller counting connections must see it end).
 func TestNoHandOffAfterShutdown(t *testing.T) {
 	l := &lateListener{entered: make(chan struct{}), release: make(chan net.Conn)}
 	m := New(l)
@@ -151,8 +152,9 @@ func TestNoHandOffAfterShutdown(t *testing.T) {
 	if _, err := client.Read(make([]byte, 1)); err != io.EOF {
 		t.Errorf("late connection: %v; want it closed", err)
 	}
-	if m.Stats().Accepted != 0 || rejected.Load() != 0 {
-		t.Errorf("a connection was sniffed after Shutdown returned")
+	if m.Stats().Accepted != 0 || rejected.Load() != 1 || m.Stats().Rejected[ReasonShutdown] != 1 {
+		t.Errorf("after Shutdown returned: %d accepted, %d reported to OnReject, stats %v; want 0, 1 (shutdown)",
+			m.Stats().Accepted, rejected.Load(), m.Stats().Rejected)
 	}
 	close(l.release)
 }
@@ -207,7 +209,6 @@ func TestSetRoutes(t *testing.T) {
 	})
 	got := make(chan time.Duration, 1)
 	m.SetRoutes([]Route{
-		{Name: "skipped", Match: Any()}, // no Handler
 		{Name: "ssh", Match: SSH(), Handler: HandlerFunc(func(c *Conn) {
 			got <- c.SniffTime()
 			echoHandler("ssh")(c)

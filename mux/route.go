@@ -81,7 +81,7 @@ type Route struct {
 }
 
 // SetRoutes replaces every route of m, in one step, with routes, in order;
-// a route without a Handler is skipped. A connection being sniffed keeps
+// each must have a Handler (it panics otherwise). A connection being sniffed keeps
 // the routes it started with; connections accepted after the call see the
 // new ones, so that a server can change its routing (a configuration
 // reload) without refusing a connection. Route Listeners among the old
@@ -89,9 +89,10 @@ type Route struct {
 func (m *Mux) SetRoutes(routes []Route) {
 	rs := make([]*route, 0, len(routes))
 	for _, r := range routes {
-		if r.Handler != nil {
-			rs = append(rs, &route{name: r.Name, match: r.Match, handler: r.Handler})
+		if r.Handler == nil || r.Match == nil {
+			panic("mux: SetRoutes: route " + r.Name + " has no Matcher or no Handler")
 		}
+		rs = append(rs, &route{name: r.Name, match: r.Match, handler: r.Handler})
 	}
 	m.routeMu.Lock()
 	old := m.loadRoutes()

@@ -89,7 +89,14 @@ func (m *Mux) serveConn(nc net.Conn) {
 		st.in.Result, st.in.Bytes = &st.res, b[min(st.res.Offset, len(b)):]
 		st.in.TimedOut, st.in.Final = timedOut, final
 		st.in.wantSettings = false
-		r, more := matchRoutes(routes, &st.in)
+		var r *route
+		more := true
+		// With PROXY headers expected, a connection is not routed before
+		// its first bytes say whether it sent one: Any() would pass a
+		// trusted header on unstripped, or an untrusted one unrefused.
+		if b != nil || len(m.TrustedProxies) == 0 || final {
+			r, more = matchRoutes(routes, &st.in)
+		}
 		if h2 != nil || st.in.wantSettings {
 			var done bool
 			if h2 == nil {

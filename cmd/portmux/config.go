@@ -251,8 +251,22 @@ func checkAddr(line int, what, addr string) error {
 	if err != nil {
 		return errAt(line, "%s %q is not host:port", what, addr)
 	}
-	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 0 || p > 65535 {
 		return errAt(line, "%s %q has a bad port", what, addr)
+	}
+	if p == 0 && what != "listen" && what != "metrics" {
+		return errAt(line, "%s %q: port 0 cannot be dialled", what, addr)
+	}
+	return nil
+}
+
+// checkName keeps metric labels and log fields plain.
+func checkName(line int, what, name string) error {
+	for _, c := range name {
+		if c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
+			return errAt(line, "%s %q: use printable ASCII without spaces, quotes or backslashes", what, name)
+		}
 	}
 	return nil
 }
@@ -295,10 +309,16 @@ func (cfg *Config) check() error {
 				l.Name = fmt.Sprintf("%s#%d", l.Listen, i+1)
 			}
 		}
+		if err := checkName(l.line, "listener name", l.Name); err != nil {
+			return err
+		}
 		if prev, ok := names[l.Name]; ok {
 			return errAt(l.line, "listener name %q is also at line %d", l.Name, prev)
 		}
 		names[l.Name] = l.line
+		if cfg.Metrics != "" && sameAddr(cfg.Metrics, l.Listen) {
+			return errAt(l.line, "listen %s is also the metrics address", l.Listen)
+		}
 	}
 	return nil
 }
@@ -313,6 +333,7 @@ func (l *ListenerConfig) check() error {
 	if l.MaxConnections < 0 {
 		return errAt(l.line, "max_connections %d is negative", l.MaxConnections)
 	}
+	l.ProxyProtocol.prefixes = nil // check may run twice
 	for _, t := range l.ProxyProtocol.Trusted {
 		p, err := netip.ParsePrefix(t)
 		if err != nil {
@@ -346,6 +367,9 @@ func (l *ListenerConfig) check() error {
 			return errAt(l.line, "route %d is empty", i+1)
 		}
 		if err := r.check(i); err != nil {
+			return err
+		}
+		if err := checkName(r.line, "route name", r.Name); err != nil {
 			return err
 		}
 		if prev, ok := names[r.Name]; ok {

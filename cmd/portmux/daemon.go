@@ -10,6 +10,7 @@ import (
 	"os"
 	"reflect"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -35,6 +36,9 @@ type daemon struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
+	limMu       sync.Mutex
+	routeLimits map[string]*limiter // by listener and route name
+
 	mu      sync.Mutex
 	cfg     *Config
 	ports   map[string]*port // by listener name
@@ -53,10 +57,21 @@ type daemon struct {
 // port is one listening socket. Its accept loop hands connections to the
 // current generation's mux.
 type port struct {
-	cfg   *ListenerConfig
+	cfg   *ListenerConfig // under daemon.mu
 	ln    net.Listener
 	cur   atomic.Pointer[generation]
-	slots chan struct{} // max_connections
+	slots *limiter      // max_connections, for the port's whole life
+	done  chan struct{} // closed when the port stops for good
+	once  sync.Once
+}
+
+// stop ends the port's accept loop: no push is retried after it.
+func (p *port) stop() {
+	p.once.Do(func() {
+		close(p.done)
+		p.slots.close()
+		p.ln.Close()
+	})
 }
 
 // generation is the mux that serves a port's connections until a reload
@@ -74,6 +89,8 @@ func newDaemon(cfg *Config, log *slog.Logger) *daemon {
 		ports: map[string]*port{},
 		conns: map[net.Conn]struct{}{},
 		echo:  newEchoServer(),
+
+		routeLimits: map[string]*limiter{},
 	}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	d.pageQueue = newQueue(nil)
@@ -101,6 +118,11 @@ func (d *daemon) start() error {
 	}
 	for _, p := range d.ports {
 		d.servePort(p)
+	}
+	for addr, ln := range d.inherited {
+		// Clients would wait in its backlog for nobody: refuse them.
+		d.log.Error("socket activation: no listener of the configuration matches this socket; closing it", "address", addr)
+		ln.Close()
 	}
 	if d.cfg.Metrics != "" {
 		ln, err := net.Listen("tcp", d.cfg.Metrics)
@@ -137,7 +159,7 @@ func (d *daemon) addrs() []string {
 
 func (d *daemon) closePortsLocked() {
 	for _, p := range d.ports {
-		p.ln.Close()
+		p.stop()
 	}
 }
 
@@ -162,7 +184,7 @@ func (d *daemon) openPort(lc *ListenerConfig) (*port, error) {
 			return nil, err
 		}
 	}
-	p := &port{cfg: lc, ln: ln, slots: make(chan struct{}, maxConns(lc))}
+	p := &port{cfg: lc, ln: ln, slots: newLimiter(maxConns(lc)), done: make(chan struct{})}
 	p.cur.Store(d.newGeneration(p, lc))
 	return p, nil
 }
@@ -190,7 +212,7 @@ func (d *daemon) newGeneration(p *port, lc *ListenerConfig) *generation {
 	name := lc.Name
 	m.OnReject = func(_ net.Conn, reason mux.Reason) {
 		d.met.conn(name, "", reason.String())
-		<-p.slots
+		p.slots.release()
 	}
 	m.SetRoutes(d.routes(p, lc))
 	g := &generation{m: m, q: q}
@@ -201,27 +223,57 @@ func (d *daemon) newGeneration(p *port, lc *ListenerConfig) *generation {
 // servePort runs the accept loop: take a slot, accept, hand to the
 // current mux. Accept errors back off as the mux's own loop does.
 func (d *daemon) servePort(p *port) {
+	addr := p.ln.Addr().String()
 	d.wg.Go(func() {
 		var delay time.Duration
 		for {
-			p.slots <- struct{}{}
+			if !p.slots.acquire() {
+				return
+			}
 			c, err := p.ln.Accept()
 			if err != nil {
-				<-p.slots
+				p.slots.release()
 				if errors.Is(err, net.ErrClosed) {
 					return
 				}
 				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				d.log.Warn("accept error; retrying", "listener", p.cfg.Listen, "err", err, "delay", delay)
-				time.Sleep(delay)
+				d.log.Warn("accept error; retrying", "listener", addr, "err", err, "delay", delay)
+				select {
+				case <-time.After(delay):
+				case <-p.done:
+				}
 				continue
 			}
 			delay = 0
-			for !p.cur.Load().q.push(c) {
-				// A reload retired that generation between Load and push.
+			if !d.push(p, c) {
+				c.Close()
+				p.slots.release()
+				return
 			}
 		}
 	})
+}
+
+// push hands c to the port's current mux. A reload stores the new
+// generation before it closes the old one's queue, so a failed push is
+// retried with the new one, unless the port itself stopped.
+func (d *daemon) push(p *port, c net.Conn) bool {
+	for {
+		g := p.cur.Load()
+		if g.q.push(c) {
+			return true
+		}
+		select {
+		case <-p.done:
+			return false
+		default:
+		}
+		if p.cur.Load() == g {
+			// Closed, yet neither replaced nor stopped: cannot happen;
+			// do not spin if it does.
+			return false
+		}
+	}
 }
 
 // routes builds a listener's mux routes from its configuration.
@@ -271,36 +323,46 @@ func matcher(rc *RouteConfig) mux.Matcher {
 }
 
 // handler serves one route's connections. Every connection gives back its
-// listener slot when its handler returns.
+// listener slot when it ends.
 func (d *daemon) handler(p *port, rc *RouteConfig) mux.Handler {
 	listener := p.cfg.Name
 	active := d.met.active(listener, rc.Name)
-	var routeSlots chan struct{}
+	var routeSlots *limiter
 	if rc.MaxConnections > 0 {
-		routeSlots = make(chan struct{}, rc.MaxConnections)
+		routeSlots = d.routeLimiter(listener+"\x00"+rc.Name, rc.MaxConnections)
 	}
 	return mux.HandlerFunc(func(c *mux.Conn) {
-		defer func() { <-p.slots }()
 		d.met.sniff(listener, c.SniffTime())
-		if routeSlots != nil {
-			select {
-			case routeSlots <- struct{}{}:
-				defer func() { <-routeSlots }()
-			default:
-				c.Close()
-				d.met.conn(listener, rc.Name, "route_limit")
-				return
-			}
+		var once sync.Once
+		done := func() {
+			once.Do(func() {
+				active.Dec()
+				if routeSlots != nil {
+					routeSlots.release()
+				}
+				p.slots.release()
+			})
+		}
+		if routeSlots != nil && !routeSlots.tryAcquire() {
+			c.Close()
+			p.slots.release()
+			d.met.conn(listener, rc.Name, "route_limit")
+			return
 		}
 		active.Inc()
-		defer active.Dec()
-		switch {
-		case rc.Serve == "page":
-			// The page server owns it from here; it closes it.
-			if !d.pageQueue.push(c) {
-				c.Close()
+		if rc.Serve == "page" {
+			// The page server owns it from here, and closes it.
+			if d.pageQueue.push(&pageConn{Conn: c, done: done}) {
+				d.met.conn(listener, rc.Name, "ok")
+				return
 			}
-			d.met.conn(listener, rc.Name, "ok")
+			c.Close()
+			done()
+			d.met.conn(listener, rc.Name, "shutdown")
+			return
+		}
+		defer done()
+		switch {
 		case rc.Serve == "echo":
 			d.echo.serve(c)
 			d.met.conn(listener, rc.Name, "ok")
@@ -310,6 +372,33 @@ func (d *daemon) handler(p *port, rc *RouteConfig) mux.Handler {
 			d.proxy(c, listener, rc)
 		}
 	})
+}
+
+// routeLimiter returns the route's connection limiter, kept across reloads
+// so that established connections still count, with its limit set to n.
+func (d *daemon) routeLimiter(key string, n int) *limiter {
+	d.limMu.Lock()
+	defer d.limMu.Unlock()
+	l, ok := d.routeLimits[key]
+	if !ok {
+		l = newLimiter(n)
+		d.routeLimits[key] = l
+	}
+	l.setLimit(n)
+	return l
+}
+
+// pageConn is a connection the page server owns: its listener slot and
+// route counts are given back when the server closes it.
+type pageConn struct {
+	*mux.Conn
+	done func()
+}
+
+func (c *pageConn) Close() error {
+	err := c.Conn.Close()
+	c.done()
+	return err
 }
 
 // track registers a connection that shutdown closes after the grace period.
@@ -415,15 +504,35 @@ func (d *daemon) bridge(c *mux.Conn, listener string, rc *RouteConfig) {
 func (d *daemon) reload(cfg *Config) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	// Match each new listener to a running port: by name and address,
+	// else by address alone (a listener that got or changed its name).
+	claimed := map[*port]bool{}
+	match := map[string]*port{}
+	for _, lc := range cfg.Listeners {
+		if p, ok := d.ports[lc.Name]; ok && sameAddr(p.cfg.Listen, lc.Listen) {
+			match[lc.Name], claimed[p] = p, true
+		}
+	}
+	for _, lc := range cfg.Listeners {
+		if _, ok := match[lc.Name]; ok {
+			continue
+		}
+		for _, p := range d.ports {
+			if !claimed[p] && !strings.HasSuffix(p.cfg.Listen, ":0") && sameAddr(p.cfg.Listen, lc.Listen) {
+				match[lc.Name], claimed[p] = p, true
+				break
+			}
+		}
+	}
 	opened := map[string]*port{}
 	for _, lc := range cfg.Listeners {
-		if p, ok := d.ports[lc.Name]; ok && p.cfg.Listen == lc.Listen {
+		if _, ok := match[lc.Name]; ok {
 			continue
 		}
 		p, err := d.openPort(lc)
 		if err != nil {
 			for _, p := range opened {
-				p.ln.Close()
+				p.stop()
 				p.cur.Load().q.Close()
 			}
 			return err
@@ -431,17 +540,14 @@ func (d *daemon) reload(cfg *Config) error {
 		opened[lc.Name] = p
 	}
 	next := map[string]*port{}
-	var closing []*port
 	for _, lc := range cfg.Listeners {
 		if p, ok := opened[lc.Name]; ok {
 			next[lc.Name] = p
 			d.servePort(p)
-			if old, ok := d.ports[lc.Name]; ok {
-				closing = append(closing, old) // same name, new address
-			}
 			continue
 		}
-		p := d.ports[lc.Name]
+		p := match[lc.Name]
+		p.slots.setLimit(maxConns(lc))
 		if sameListener(p.cfg, lc) {
 			p.cfg = lc
 			p.cur.Load().m.SetRoutes(d.routes(p, lc))
@@ -454,16 +560,13 @@ func (d *daemon) reload(cfg *Config) error {
 		}
 		next[lc.Name] = p
 	}
-	for name, p := range d.ports {
-		if _, ok := next[name]; !ok {
-			closing = append(closing, p)
+	for _, p := range d.ports {
+		if !claimed[p] {
+			p.stop()
+			g := p.cur.Load()
+			g.q.Close()
+			d.retired = append(d.retired, g.m)
 		}
-	}
-	for _, p := range closing {
-		p.ln.Close()
-		g := p.cur.Load()
-		g.q.Close()
-		d.retired = append(d.retired, g.m)
 	}
 	d.ports, d.cfg = next, cfg
 	d.met.reload("ok")
@@ -476,6 +579,8 @@ func sameListener(a, b *ListenerConfig) bool {
 	x, y := *a, *b
 	x.Routes, y.Routes, x.line, y.line = nil, nil, 0, 0
 	x.OnTimeout, y.OnTimeout = "", ""
+	x.Name, y.Name = "", ""                   // a label
+	x.MaxConnections, y.MaxConnections = 0, 0 // the port's limiter takes it
 	return reflect.DeepEqual(x, y)
 }
 
@@ -486,7 +591,7 @@ func (d *daemon) shutdown(ctx context.Context) error {
 	d.mu.Lock()
 	var muxes []*mux.Mux
 	for _, p := range d.ports {
-		p.ln.Close()
+		p.stop()
 		muxes = append(muxes, p.cur.Load().m)
 	}
 	muxes = append(muxes, d.retired...)
@@ -533,6 +638,68 @@ func (d *daemon) shutdown(ctx context.Context) error {
 		return fmt.Errorf("connections still open after the grace period were closed: %w", drained)
 	}
 	return nil
+}
+
+// limiter is a counting semaphore whose limit a reload can change while
+// connections hold it.
+type limiter struct {
+	mu     sync.Mutex
+	cond   sync.Cond
+	limit  int
+	used   int
+	closed bool
+}
+
+func newLimiter(n int) *limiter {
+	l := &limiter{limit: n}
+	l.cond.L = &l.mu
+	return l
+}
+
+// acquire waits for room; false once the limiter is closed.
+func (l *limiter) acquire() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for l.used >= l.limit && !l.closed {
+		l.cond.Wait()
+	}
+	if l.closed {
+		return false
+	}
+	l.used++
+	return true
+}
+
+// tryAcquire takes room if there is some, without waiting.
+func (l *limiter) tryAcquire() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.used >= l.limit || l.closed {
+		return false
+	}
+	l.used++
+	return true
+}
+
+func (l *limiter) release() {
+	l.mu.Lock()
+	l.used--
+	l.mu.Unlock()
+	l.cond.Signal()
+}
+
+func (l *limiter) setLimit(n int) {
+	l.mu.Lock()
+	l.limit = n
+	l.mu.Unlock()
+	l.cond.Broadcast()
+}
+
+func (l *limiter) close() {
+	l.mu.Lock()
+	l.closed = true
+	l.mu.Unlock()
+	l.cond.Broadcast()
 }
 
 // queue is a net.Listener fed by push: the hand-off from a port's accept
@@ -620,5 +787,10 @@ func (d *daemon) takeInherited(addr string) net.Listener {
 func sameAddr(bound, configured string) bool {
 	b, err1 := net.ResolveTCPAddr("tcp", bound)
 	c, err2 := net.ResolveTCPAddr("tcp", configured)
-	return err1 == nil && err2 == nil && b.Port == c.Port && (b.IP.Equal(c.IP) || c.IP == nil && b.IP.IsUnspecified())
+	if err1 != nil || err2 != nil || b.Port != c.Port {
+		return false
+	}
+	// systemd's ListenStream=8443 binds [::]:8443, which takes IPv4 too.
+	unspecified := func(ip net.IP) bool { return ip == nil || ip.IsUnspecified() }
+	return b.IP.Equal(c.IP) || unspecified(b.IP) && unspecified(c.IP)
 }

@@ -63,6 +63,10 @@ func main() {
 	check := flag.Bool("check", false, "validate the configuration and exit")
 	showVersion := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
+	// SIGHUP from the first moment: its default action would kill us
+	// (systemctl reload can come early).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
 	if *showVersion {
 		fmt.Println("portmux", version)
 		return
@@ -82,8 +86,10 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		<-ctx.Done()
+		stop() // a second SIGINT or SIGTERM ends the process at once
+	}()
 	reload := make(chan struct{}, 1)
 	go func() {
 		for range hup {
@@ -108,10 +114,10 @@ func loadConfig(o options) (*Config, error) {
 			return nil, err
 		}
 		if o.addr != "" {
-			cfg.Listeners[0].Listen = o.addr
+			cfg.Listeners[0].Listen, cfg.Listeners[0].Name = o.addr, ""
 		}
 		if o.upgradeAddr != "" {
-			cfg.Listeners[1].Listen = o.upgradeAddr
+			cfg.Listeners[1].Listen, cfg.Listeners[1].Name = o.upgradeAddr, ""
 		}
 		return cfg, cfg.check()
 	}

@@ -47,14 +47,18 @@ func (m *daemonMetrics) reload(outcome string) {
 	m.set.GetOrCreateCounter(fmt.Sprintf(`portmux_reloads_total{outcome=%q}`, outcome)).Inc()
 }
 
-// handler serves /metrics (Prometheus text, with Go and process metrics)
-// and /healthz (200 while serving, 503 once shutting down).
+// handler serves /metrics (Prometheus text, with Go and process metrics),
+// /healthz (readiness: 200 while serving, 503 once draining) and /livez
+// (liveness: 200 while the process answers at all).
 func (m *daemonMetrics) handler() http.Handler {
 	mx := http.NewServeMux()
 	mx.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		m.set.WritePrometheus(w)
 		metrics.WriteProcessMetrics(w)
+	})
+	mx.HandleFunc("GET /livez", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "ok")
 	})
 	mx.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		if !m.ready.Load() {

@@ -69,5 +69,6 @@ func addrPort(a net.Addr) (netip.AddrPort, bool) {
 	if !ap.Addr().IsValid() {
 		return netip.AddrPort{}, false
 	}
-	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), true
+	// No zone: "fe80::1%eth0" has no place in a PROXY header.
+	return netip.AddrPortFrom(ap.Addr().Unmap().WithZone(""), ap.Port()), true
 }
