@@ -1,0 +1,375 @@
+package loadgen
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"runtime"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+// The event loop serves HTTP1 and Upgrade426 when the run is not paced:
+// a connection per request is where a goroutine per worker costs the
+// most (parking on connect and on read, waking threads, net.Dial's
+// bookkeeping), and where the tool must keep up with wrk. Like wrk, each
+// loop drives its share of the connections with non-blocking sockets and
+// one epoll set, one loop per P. Measured on 2 cores against a bare
+// net/http server, goroutine workers reached 0.74-0.84 of wrk's rate.
+
+// The loop's socket calls never block, so it makes them with RawSyscall:
+// syscall.Syscall's entersyscall/exitsyscall would let sysmon hand the P
+// to another thread whenever a loopback connect (which runs the TCP
+// handshake inline) takes over 20 µs, and the threads' futex wake-ups
+// then cost more than the calls. Only the idle epoll_wait blocks, through
+// syscall.EpollWait.
+
+func rawSocket(family int) (int, error) {
+	fd, _, e := syscall.RawSyscall(syscall.SYS_SOCKET, uintptr(family), syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
+	if e != 0 {
+		return -1, e
+	}
+	return int(fd), nil
+}
+
+func rawConnect(fd int, sa unsafe.Pointer, n uintptr) error {
+	_, _, e := syscall.RawSyscall(syscall.SYS_CONNECT, uintptr(fd), uintptr(sa), n)
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
+func rawRead(fd int, b []byte) (int, error) {
+	n, _, e := syscall.RawSyscall(syscall.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}
+
+func rawWrite(fd int, b []byte) (int, error) {
+	n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}
+
+func rawClose(fd int) { syscall.RawSyscall(syscall.SYS_CLOSE, uintptr(fd), 0, 0) }
+
+func rawEpollWait(epfd int, events []syscall.EpollEvent) (int, error) {
+	n, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(unsafe.SliceData(events))), uintptr(len(events)), 0, 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}
+
+// loopTick bounds an idle epoll_wait, and so how late a loop notices the
+// end of the run or a passed deadline.
+const loopTick = 10 * time.Millisecond
+
+// Slot states.
+const (
+	stIdle    = iota // no connection; begin starts the next request
+	stConnect        // connect in progress
+	stWrite          // writing the request
+	stRead           // reading the response
+	stDone           // no more requests for this slot
+)
+
+// slot is one connection in flight of a loop.
+type slot struct {
+	fd       int
+	state    uint8
+	start    time.Time // latency counts from here
+	deadline time.Time // of the current phase
+	wrote    int
+	p        h1Parser
+	buf      []byte
+	wr       int // buf[:wr] holds bytes not yet consumed by p
+	recv     int
+}
+
+// h1Loop is one event loop and the worker that accounts for it.
+type h1Loop struct {
+	r      *runner
+	w      *worker
+	req    []byte
+	sa     unsafe.Pointer // *syscall.RawSockaddrInet4 or 6
+	saLen  uintptr
+	family int
+	epfd   int
+	slots  []slot
+	events []syscall.EpollEvent
+}
+
+// newH1Loops makes min(GOMAXPROCS, Concurrency) loops sharing the
+// Concurrency connections, each with its worker in r.workers; false means
+// the target's address does not suit (it always does for IPv4 and IPv6).
+func newH1Loops(r *runner, req []byte) ([]*h1Loop, bool) {
+	s := r.s
+	ap, err := netip.ParseAddrPort(s.addr)
+	if err != nil {
+		return nil, false
+	}
+	var sa unsafe.Pointer
+	var saLen uintptr
+	family := syscall.AF_INET
+	port := ap.Port()
+	bePort := port>>8 | port<<8 // network byte order, as memory holds it on little- and big-endian alike
+	if binary.NativeEndian.Uint16([]byte{0, 1}) == 1 {
+		bePort = port
+	}
+	if a := ap.Addr(); a.Is4() {
+		sa, saLen = unsafe.Pointer(&syscall.RawSockaddrInet4{Family: syscall.AF_INET, Port: bePort, Addr: a.As4()}), syscall.SizeofSockaddrInet4
+	} else {
+		family = syscall.AF_INET6
+		sa, saLen = unsafe.Pointer(&syscall.RawSockaddrInet6{Family: syscall.AF_INET6, Port: bePort, Addr: a.As16()}), syscall.SizeofSockaddrInet6
+	}
+	n := min(runtime.GOMAXPROCS(0), s.Concurrency)
+	loops := make([]*h1Loop, n)
+	r.workers = make([]*worker, n)
+	for i := range loops {
+		w := &worker{r: r, status: map[int]uint64{}}
+		r.workers[i] = w
+		k := s.Concurrency / n
+		if i < s.Concurrency%n {
+			k++
+		}
+		l := &h1Loop{r: r, w: w, req: req, sa: sa, saLen: saLen, family: family, epfd: -1,
+			slots: make([]slot, k), events: make([]syscall.EpollEvent, k)}
+		for j := range l.slots {
+			l.slots[j] = slot{fd: -1, buf: make([]byte, h1BufSize)}
+		}
+		loops[i] = l
+	}
+	return loops, true
+}
+
+// run drives the loop's slots until the run ends, then closes what is
+// open. Requests in flight at the end are not counted.
+func (l *h1Loop) run() {
+	var err error
+	l.epfd, err = syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		l.w.fail(fmt.Errorf("epoll_create1: %w", err))
+		return
+	}
+	defer func() {
+		for i := range l.slots {
+			if l.slots[i].fd >= 0 {
+				syscall.Close(l.slots[i].fd)
+			}
+		}
+		syscall.Close(l.epfd)
+	}()
+	for i := range l.slots {
+		l.begin(i)
+	}
+	lastScan := time.Now()
+	for !l.r.stopped.Load() {
+		live := false
+		for i := range l.slots {
+			live = live || l.slots[i].state != stDone
+		}
+		if !live {
+			return
+		}
+		// Poll first without blocking; block (and let the P go) only
+		// when nothing is ready.
+		n, err := rawEpollWait(l.epfd, l.events)
+		if err == nil && n == 0 {
+			n, err = syscall.EpollWait(l.epfd, l.events, int(loopTick/time.Millisecond))
+		}
+		if err != nil && err != syscall.EINTR {
+			l.w.fail(fmt.Errorf("epoll_wait: %w", err))
+			return
+		}
+		for _, ev := range l.events[:max(n, 0)] {
+			l.handle(int(ev.Fd), ev.Events)
+		}
+		if now := time.Now(); now.Sub(lastScan) >= loopTick {
+			lastScan = now
+			l.expire(now)
+		}
+	}
+}
+
+// begin starts the slot's next request, if the run has one.
+func (l *h1Loop) begin(i int) {
+	sl := &l.slots[i]
+	for {
+		if _, ok := l.r.claim(); !ok {
+			sl.state = stDone
+			return
+		}
+		sl.start = time.Now()
+		err := l.open(i)
+		if err == nil {
+			return
+		}
+		l.w.fail(&Error{KindDial, err})
+		// and claim the next request: a refused connect fails at once
+	}
+}
+
+// open makes a non-blocking socket, starts connecting it and adds it to
+// the epoll set, edge-triggered, with the slot's index as its data.
+func (l *h1Loop) open(i int) error {
+	sl := &l.slots[i]
+	fd, err := rawSocket(l.family)
+	if err != nil {
+		return fmt.Errorf("socket: %w", err)
+	}
+	if err := rawConnect(fd, l.sa, l.saLen); err != nil && err != syscall.EINPROGRESS {
+		rawClose(fd)
+		return fmt.Errorf("connect: %w", err)
+	}
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLOUT | syscall.EPOLLRDHUP | -syscall.EPOLLET&0xffffffff, Fd: int32(i)}
+	if err := syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		rawClose(fd)
+		return fmt.Errorf("epoll_ctl: %w", err)
+	}
+	sl.fd, sl.state, sl.wrote, sl.wr, sl.recv = fd, stConnect, 0, 0, 0
+	sl.deadline = sl.start.Add(l.r.s.DialTimeout)
+	sl.p.reset(l.r.s.UpgradeTokens)
+	return nil
+}
+
+// finish closes the slot's connection, accounts for its request, and
+// begins the next.
+func (l *h1Loop) finish(i int, err error) {
+	sl := &l.slots[i]
+	rawClose(sl.fd) // also leaves the epoll set
+	sl.fd, sl.state = -1, stIdle
+	l.w.recv.Add(uint64(sl.recv))
+	if l.r.stopped.Load() {
+		return
+	}
+	if err != nil {
+		l.w.fail(err)
+	} else {
+		l.w.hist.Record(time.Since(sl.start))
+		l.w.requests.Add(1)
+	}
+	l.begin(i)
+}
+
+func (l *h1Loop) handle(i int, events uint32) {
+	sl := &l.slots[i]
+	if sl.state == stConnect {
+		if events&(syscall.EPOLLERR|syscall.EPOLLHUP) != 0 {
+			v, err := syscall.GetsockoptInt(sl.fd, syscall.SOL_SOCKET, syscall.SO_ERROR)
+			if err == nil {
+				err = syscall.Errno(v)
+			}
+			l.finish(i, &Error{KindDial, fmt.Errorf("connect: %w", err)})
+			return
+		}
+		if events&syscall.EPOLLOUT == 0 {
+			return
+		}
+		l.w.conns.Add(1)
+		sl.state = stWrite
+		sl.deadline = time.Now().Add(l.r.s.Timeout)
+	}
+	if sl.state == stWrite {
+		if events&syscall.EPOLLOUT == 0 && events&(syscall.EPOLLERR|syscall.EPOLLHUP) == 0 {
+			return
+		}
+		for sl.wrote < len(l.req) {
+			n, err := rawWrite(sl.fd, l.req[sl.wrote:])
+			if err == syscall.EAGAIN {
+				return // the next EPOLLOUT edge resumes
+			}
+			if err != nil {
+				l.finish(i, fmt.Errorf("write: %w", err))
+				return
+			}
+			sl.wrote += n
+			l.w.sent.Add(uint64(n))
+		}
+		sl.state = stRead
+	}
+	if sl.state == stRead {
+		l.read(i)
+	}
+}
+
+// read reads what has arrived (to EAGAIN, as edge triggering needs) and
+// feeds it to the parser.
+func (l *h1Loop) read(i int) {
+	sl := &l.slots[i]
+	for {
+		if sl.wr == len(sl.buf) {
+			if len(sl.buf) >= maxHead {
+				l.finish(i, errTooLong)
+				return
+			}
+			nb := make([]byte, min(2*len(sl.buf), maxHead))
+			copy(nb, sl.buf[:sl.wr])
+			sl.buf = nb
+		}
+		n, err := rawRead(sl.fd, sl.buf[sl.wr:])
+		switch {
+		case err == syscall.EAGAIN:
+			return
+		case err == syscall.EINTR:
+			continue
+		case err != nil:
+			l.finish(i, fmt.Errorf("read: %w", err))
+			return
+		case n == 0:
+			if sl.p.eof() {
+				l.complete(i)
+			} else if sl.recv == 0 {
+				l.finish(i, &Error{KindClosed, errors.New("connection closed before a response")})
+			} else {
+				l.finish(i, &Error{KindClosed, errors.New("connection closed mid-response")})
+			}
+			return
+		}
+		sl.recv += n
+		sl.wr += n
+		used, done, perr := sl.p.feed(sl.buf[:sl.wr])
+		sl.wr = copy(sl.buf, sl.buf[used:sl.wr])
+		if perr != nil {
+			l.finish(i, perr)
+			return
+		}
+		if done {
+			l.complete(i)
+			return
+		}
+	}
+}
+
+func (l *h1Loop) complete(i int) {
+	sl := &l.slots[i]
+	if !l.r.stopped.Load() {
+		l.w.status[sl.p.head.status]++
+	}
+	_, err := sl.p.check(l.r.s)
+	l.finish(i, err)
+}
+
+// expire fails the requests whose phase has outlasted its timeout.
+func (l *h1Loop) expire(now time.Time) {
+	for i := range l.slots {
+		sl := &l.slots[i]
+		if sl.fd < 0 || now.Before(sl.deadline) {
+			continue
+		}
+		if sl.state == stConnect {
+			l.finish(i, &Error{KindDial, fmt.Errorf("connect: %w", errTimeout)})
+		} else {
+			l.finish(i, &Error{KindTimeout, errTimeout})
+		}
+	}
+}
+
+var errTimeout = errors.New("timed out")
