@@ -171,7 +171,7 @@ func (l *h1Loop) run() {
 		l.begin(i)
 	}
 	lastScan := time.Now()
-	for !l.r.stopped.Load() {
+	for !l.r.over() {
 		live := false
 		for i := range l.slots {
 			live = live || l.slots[i].state != stDone
@@ -247,7 +247,7 @@ func (l *h1Loop) finish(i int, err error) {
 	rawClose(sl.fd) // also leaves the epoll set
 	sl.fd, sl.state = -1, stIdle
 	l.w.recv.Add(uint64(sl.recv))
-	if l.r.stopped.Load() {
+	if l.r.over() {
 		return
 	}
 	if err != nil {
@@ -350,7 +350,7 @@ func (l *h1Loop) read(i int) {
 
 func (l *h1Loop) complete(i int) {
 	sl := &l.slots[i]
-	if !l.r.stopped.Load() {
+	if !l.r.over() {
 		l.w.status[sl.p.head.status]++
 	}
 	_, err := sl.p.check(l.r.s)

@@ -255,7 +255,7 @@ func (c *h1Client) close() {
 func (c *h1Client) do() error {
 	reused := c.conn != nil
 	err := c.roundTrip()
-	if err != nil && reused && c.recv == 0 && !c.w.r.stopped.Load() && (errors.Is(err, io.EOF) || kindOf(err) == KindReset) {
+	if err != nil && reused && c.recv == 0 && !c.w.r.over() && (errors.Is(err, io.EOF) || kindOf(err) == KindReset) {
 		// The server closed the idle connection before it saw this
 		// request (RFC 9112 §9.3.1 allows it): retry once, on a new one.
 		err = c.roundTrip()

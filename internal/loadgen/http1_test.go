@@ -1,7 +1,9 @@
 package loadgen
 
 import (
+	"context"
 	"errors"
+	"net"
 	"strings"
 	"testing"
 )
@@ -138,5 +140,50 @@ func TestH1ParserAllocs(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Errorf("%v allocations per response; want 0", allocs)
+	}
+}
+
+// TestKeepAliveAllocs holds a request on an open HTTP/1.1 connection
+// (write, read, parse, account) to no allocation. The server answers
+// from a constant, so that it allocates nothing either.
+func TestKeepAliveAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	resp := []byte("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+	addr := rawServer(t, func(c net.Conn) {
+		b := make([]byte, 4096)
+		for {
+			if _, err := c.Read(b); err != nil {
+				return
+			}
+			if _, err := c.Write(resp); err != nil {
+				return
+			}
+		}
+	})
+	s, err := (&Config{Mode: HTTP1KeepAlive, Target: addr}).resolve(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &runner{s: s}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	defer r.cancel()
+	w := &worker{r: r, status: map[int]uint64{}}
+	c := newH1Client(w, buildHTTP1Request(s))
+	defer c.close()
+	if err := c.do(); err != nil { // connects
+		t.Fatal(err)
+	}
+	allocs := testing.AllocsPerRun(200, func() {
+		if err := c.do(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per request; want 0", allocs)
+	}
+	if w.conns.Load() != 1 {
+		t.Errorf("%d connections; want 1", w.conns.Load())
 	}
 }

@@ -418,6 +418,12 @@ type runner struct {
 	workers []*worker
 }
 
+// over reports whether the run has ended: stopped, or its context (the
+// caller's) cancelled, which may happen a moment before stop runs.
+func (r *runner) over() bool {
+	return r.stopped.Load() || r.ctx.Err() != nil
+}
+
 func (r *runner) stop() {
 	r.once.Do(func() {
 		r.stopped.Store(true)
@@ -432,7 +438,7 @@ func (r *runner) stop() {
 // due (the zero time when the run is not paced); false means the run is
 // over.
 func (r *runner) claim() (time.Time, bool) {
-	if r.stopped.Load() {
+	if r.over() {
 		return time.Time{}, false
 	}
 	n := r.tickets.Add(1) - 1
@@ -480,7 +486,7 @@ func (r *runner) loop(w *worker, c client) {
 		}
 		err := c.do()
 		if err != nil {
-			if r.stopped.Load() {
+			if r.over() {
 				return // cut short by the end of the run: not the target's fault
 			}
 			w.fail(err)

@@ -98,11 +98,20 @@ func WriteSVG(w io.Writer, res *Result) error {
 		px := x(float64(v))
 		fmt.Fprintf(&b, "<line class=\"percentile\" x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"crimson\" stroke-dasharray=\"4 3\"/>\n", px, plotT, px, plotB)
 		fmt.Fprintf(&b, "<text class=\"percentile\" x=\"%.1f\" y=\"%d\" fill=\"crimson\" transform=\"rotate(-45 %.1f %d)\">%s %s</text>\n",
-			px+3, plotT-4, px+3, plotT-4, p.name, esc(v.String()))
+			px+3, plotT-4, px+3, plotT-4, p.name, esc(round3(v).String()))
 	}
 	b.WriteString("</svg>\n")
 	_, err := w.Write(b.Bytes())
 	return err
+}
+
+// round3 rounds d to three significant digits, for labels.
+func round3(d time.Duration) time.Duration {
+	m := time.Duration(1)
+	for d/m >= 1000 {
+		m *= 10
+	}
+	return d.Round(m)
 }
 
 func esc(s string) string {
