@@ -13,6 +13,11 @@
 // SIGINT or SIGTERM stops accepting and lets established connections
 // finish for up to -grace before closing them.
 //
+// "portmux bench [flags] TARGET" is a load generator instead: it drives
+// TARGET over HTTP/1.1, h2c, WebSocket or raw TCP, or checks its 426
+// answers, and reports throughput, latency percentiles and errors by kind;
+// "portmux bench -h" lists its flags.
+//
 // The YAML configuration of backends, PROXY protocol, metrics and reload
 // described in the project's issues are not built yet; see README.md.
 package main
@@ -48,6 +53,9 @@ type config struct {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "bench" {
+		os.Exit(runBench(os.Args[2:]))
+	}
 	var cfg config
 	flag.StringVar(&cfg.addr, "addr", "127.0.0.1:8080", "address of the multiplexed port (HTTP/1.1, h2c, WebSocket)")
 	flag.StringVar(&cfg.upgradeAddr, "upgrade-addr", "127.0.0.1:8081", "address of the upgrade-only port (websocket)")
