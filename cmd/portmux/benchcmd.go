@@ -136,9 +136,13 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer, isT
 		cfg.UpgradeTokens = append(cfg.UpgradeTokens, t)
 	}
 	if *progress {
+		// One line, rewritten in place (\r, then erase to its end).
+		var last loadgen.Progress
 		cfg.Progress = func(p loadgen.Progress) {
-			fmt.Fprintf(stderr, "\r%6.1fs  %d ok  %d errors  %d conns  %.0f req/s \x1b[K",
-				p.Elapsed.Seconds(), p.Requests, p.Errors, p.Connections, float64(p.Requests)/p.Elapsed.Seconds())
+			rate := float64(p.Requests-last.Requests) / (p.Elapsed - last.Elapsed).Seconds()
+			fmt.Fprintf(stderr, "\r%5.0fs  %d ok  %d errors  %d connections  %.0f requests/s in the last second\x1b[K",
+				p.Elapsed.Seconds(), p.Requests, p.Errors, p.Connections, rate)
+			last = p
 		}
 	}
 

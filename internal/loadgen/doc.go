@@ -40,8 +40,8 @@
 //	connections_per_s       connections / elapsed_s
 //	errors                  failed requests
 //	errors_by_kind          {"dial": n, "timeout": n, ...}: every kind, zeros too
-//	error_samples           {"kind": "first message"} for the kinds that occurred
-//	status                  {"200": n, ...}: HTTP status codes received
+//	error_samples           {"kind": "first message"} for the kinds that occurred; omitted if none
+//	status                  {"200": n, ...}: HTTP status codes received; omitted if none
 //	bytes_sent              bytes written, on the wire (headers, frames and bodies)
 //	bytes_received          bytes read, likewise
 //	sent_mb_per_s           bytes_sent / 10^6 / elapsed_s

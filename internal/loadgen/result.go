@@ -118,11 +118,9 @@ func (r *runner) result(elapsed time.Duration) *Result {
 // WriteText writes the result for people to read.
 func (res *Result) WriteText(w io.Writer) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "portmux bench: mode %s, %s, %d ", res.Mode, res.Target, res.Concurrency)
+	fmt.Fprintf(&b, "portmux bench: mode %s, %s, concurrency %d", res.Mode, res.Target, res.Concurrency)
 	if res.Mode == H2C {
-		fmt.Fprintf(&b, "connections x %d streams", res.Streams)
-	} else {
-		b.WriteString("workers")
+		fmt.Fprintf(&b, " connections x %d streams", res.Streams)
 	}
 	if res.Rate > 0 {
 		fmt.Fprintf(&b, ", paced at %g/s", res.Rate)
