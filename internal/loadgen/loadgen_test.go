@@ -324,6 +324,25 @@ func TestH2C(t *testing.T) {
 		t.Errorf("bytes %d sent, %d received: too few", res.BytesSent, res.BytesReceived)
 	}
 
+	// Bodies larger than the initial flow-control windows (RFC 9113 §6.9).
+	res = run(t, Config{Mode: H2C, Target: srv.URL, Concurrency: 1, Streams: 3, Requests: 9, Size: 300000})
+	wantOK(t, res, 9)
+	mu.Lock()
+	if protos["HTTP/2.0 POST 300000"] != 9 {
+		t.Errorf("server saw %v", protos)
+	}
+	mu.Unlock()
+
+	// A server allowing fewer streams than asked for: the rest wait for
+	// streams to end. net/http's server may still refuse a few: it
+	// counts a stream closed only once its own goroutine has seen its
+	// last frame written, which can come after the client has read it.
+	srv.Config.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: 2}
+	res = run(t, Config{Mode: H2C, Target: srv.URL, Concurrency: 1, Streams: 8, Requests: 100})
+	if res.Requests+res.Errors != 100 || res.Requests == 0 || res.Errors != res.ErrorsByKind["reset"] {
+		t.Errorf("MaxConcurrentStreams 2: requests %d, errors %v", res.Requests, res.ErrorSamples)
+	}
+
 	// An HTTP/1-only server does not speak the preface.
 	res = run(t, Config{Mode: H2C, Target: httpServer(t, hello), Concurrency: 1, Streams: 1, Requests: 3})
 	if res.Requests != 0 || res.Errors != 3 {
