@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"strconv"
-	"time"
 )
 
 // Limits of the HTTP/1 response reader.
@@ -289,7 +288,7 @@ func (c *h1Client) roundTrip() error {
 
 func (c *h1Client) exchange() (keep bool, err error) {
 	s := c.w.r.s
-	if err := c.conn.SetDeadline(time.Now().Add(s.Timeout)); err != nil {
+	if err := c.w.setDeadline(c.conn, s.Timeout); err != nil {
 		return false, err
 	}
 	n, err := c.conn.Write(c.req)

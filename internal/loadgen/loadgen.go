@@ -367,6 +367,19 @@ func (w *worker) track(c net.Conn) bool {
 
 var aLongTimeAgo = time.Unix(1, 0)
 
+// setDeadline gives c (the tracked connection) a deadline d from now,
+// unless the run has ended: stop's interrupt may have come just before
+// and must not be undone.
+func (w *worker) setDeadline(c net.Conn, d time.Duration) error {
+	if err := c.SetDeadline(time.Now().Add(d)); err != nil {
+		return err
+	}
+	if w.r.stopped.Load() {
+		return net.ErrClosed
+	}
+	return nil
+}
+
 func (w *worker) interrupt() {
 	w.mu.Lock()
 	if w.conn != nil {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"io"
 	"net"
-	"time"
 )
 
 // tcpClient is a worker's TCP side: one connection, on which each request
@@ -54,7 +53,7 @@ func (c *tcpClient) do() error {
 			return err
 		}
 	}
-	if err := c.raw.SetDeadline(time.Now().Add(c.w.r.s.Timeout)); err != nil {
+	if err := c.w.setDeadline(c.raw, c.w.r.s.Timeout); err != nil {
 		c.close()
 		return err
 	}

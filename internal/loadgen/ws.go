@@ -83,11 +83,15 @@ func (c *wsClient) connect() error {
 	}
 	if !c.w.track(raw) {
 		raw.Close()
+		c.w.track(nil)
 		return net.ErrClosed
 	}
 	c.raw, c.conn = raw, &countConn{raw, c.w}
 	u := &url.URL{Scheme: "ws", Host: s.hostHdr, Opaque: s.path} // RequestURI() gives the path as given
-	raw.SetDeadline(time.Now().Add(s.DialTimeout))
+	if err := c.w.setDeadline(raw, s.DialTimeout); err != nil {
+		c.close()
+		return err
+	}
 	br, _, err := ws.Dialer{}.Upgrade(c.conn, u)
 	if err != nil {
 		c.close()
@@ -114,7 +118,7 @@ func (c *wsClient) do() error {
 }
 
 func (c *wsClient) echo() error {
-	if err := c.raw.SetDeadline(time.Now().Add(c.w.r.s.Timeout)); err != nil {
+	if err := c.w.setDeadline(c.raw, c.w.r.s.Timeout); err != nil {
 		return err
 	}
 	c.mask(c.frame, c.keyAt, c.payload)
