@@ -10,14 +10,13 @@ import (
 // 2^subBits nanoseconds each have their own bucket; above that, every
 // power of two [2^k, 2^(k+1)) is split into 2^subBits equal buckets of width
 // 2^(k-subBits). A value is therefore known to within 2^-subBits of itself
-// (0.79 %), whatever its size, in a fixed array of counters.
+// (0.79 %), whatever its size, in a bounded number of counters.
 const (
 	subBits  = 7
 	subCount = 1 << subBits
 	// maxBits bounds the values kept apart: 2^maxBits ns is about 18.3
-	// minutes, longer than any timeout the tool allows to default to.
-	// Larger values fall into the last bucket; Max still records them
-	// exactly.
+	// minutes, far beyond the default timeouts. Larger values fall into
+	// the last bucket, and quantiles there report Max, which is exact.
 	maxBits    = 40
 	numBuckets = (maxBits - subBits + 1) * subCount
 )
@@ -27,16 +26,28 @@ const (
 // (values up to 2^40 ns; below 128 ns the answer is exact).
 const RelativeError = 1.0 / subCount
 
-// Histogram counts durations in log-linear buckets of nanoseconds: fixed
-// memory (34 KiB), O(1) Record, and mergeable, so each worker keeps its own
-// and the run adds them up at the end. Quantiles are within RelativeError
-// of a recorded value. The zero value is an empty histogram ready to use.
-// A Histogram is not safe for concurrent use.
+// Histogram counts durations in log-linear buckets of nanoseconds: O(1)
+// Record, bounded memory, and mergeable, so each worker keeps its own and
+// the run adds them up at the end. The counters of each power of two
+// (1 KiB) are allocated when a value first falls there, so a histogram
+// costs about 1 KiB per octave its values span (a run's latencies
+// typically span 5 to 10), and at most 34 KiB. Quantiles are within
+// RelativeError of a recorded value. The zero value is an empty histogram
+// ready to use. A Histogram is not safe for concurrent use.
 type Histogram struct {
-	counts   [numBuckets]uint64
+	octaves  [numOctaves]*[subCount]uint64
 	total    uint64
 	sum      float64 // ns, for the mean
 	min, max int64   // ns; valid when total > 0
+}
+
+const numOctaves = numBuckets / subCount
+
+func (h *Histogram) count(i int) uint64 {
+	if o := h.octaves[i>>subBits]; o != nil {
+		return o[i&(subCount-1)]
+	}
+	return 0
 }
 
 // bucketOf returns the index of the bucket that holds v nanoseconds (v >= 0).
@@ -70,7 +81,13 @@ func (h *Histogram) Record(d time.Duration) {
 	if v < 0 {
 		v = 0
 	}
-	h.counts[bucketOf(uint64(v))]++
+	i := bucketOf(uint64(v))
+	o := h.octaves[i>>subBits]
+	if o == nil {
+		o = new([subCount]uint64)
+		h.octaves[i>>subBits] = o
+	}
+	o[i&(subCount-1)]++
 	if h.total == 0 || v < h.min {
 		h.min = v
 	}
@@ -86,8 +103,16 @@ func (h *Histogram) Merge(o *Histogram) {
 	if o.total == 0 {
 		return
 	}
-	for i, c := range o.counts {
-		h.counts[i] += c
+	for k, oc := range o.octaves {
+		if oc == nil {
+			continue
+		}
+		if h.octaves[k] == nil {
+			h.octaves[k] = new([subCount]uint64)
+		}
+		for j, c := range oc {
+			h.octaves[k][j] += c
+		}
 	}
 	if h.total == 0 || o.min < h.min {
 		h.min = o.min
@@ -132,8 +157,12 @@ func (h *Histogram) Quantile(q float64) time.Duration {
 		rank = 1
 	}
 	var seen uint64
-	for i, c := range h.counts {
-		seen += c
+	for i := 0; i < numBuckets; i++ {
+		if h.octaves[i>>subBits] == nil {
+			i += subCount - 1
+			continue
+		}
+		seen += h.count(i)
 		if seen >= rank {
 			if i == numBuckets-1 {
 				return time.Duration(h.max) // the overflow bucket
@@ -156,7 +185,8 @@ type Bucket struct {
 // Buckets returns the non-empty buckets in increasing order.
 func (h *Histogram) Buckets() []Bucket {
 	var out []Bucket
-	for i, c := range h.counts {
+	for i := 0; i < numBuckets; i++ {
+		c := h.count(i)
 		if c == 0 {
 			continue
 		}

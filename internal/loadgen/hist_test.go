@@ -115,6 +115,16 @@ func TestQuantileKnown(t *testing.T) {
 	if h.Count() != 1000 {
 		t.Errorf("Count = %d; want 1000", h.Count())
 	}
+	// 1 µs to 1 ms spans 10 octaves, 11 with the one it starts in.
+	n := 0
+	for _, o := range h.octaves {
+		if o != nil {
+			n++
+		}
+	}
+	if n > 11 {
+		t.Errorf("%d octaves allocated; want at most 11", n)
+	}
 }
 
 func TestHistogramEdges(t *testing.T) {
@@ -153,10 +163,22 @@ func TestMerge(t *testing.T) {
 	for i := range parts {
 		merged.Merge(&parts[i])
 	}
-	if merged.counts != all.counts || merged.total != all.total || merged.min != all.min || merged.max != all.max {
+	if !slices.Equal(merged.Buckets(), all.Buckets()) || merged.total != all.total || merged.min != all.min || merged.max != all.max {
 		t.Fatal("merged histogram differs from the one that recorded everything")
 	}
 	if d := math.Abs(merged.sum - all.sum); d > 1e-6*all.sum {
 		t.Errorf("sum %g; want %g", merged.sum, all.sum)
+	}
+}
+
+// TestRecordAllocs: once its octave exists, recording allocates nothing.
+func TestRecordAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	var h Histogram
+	h.Record(time.Millisecond)
+	if a := testing.AllocsPerRun(1000, func() { h.Record(time.Millisecond + 7) }); a != 0 {
+		t.Errorf("%v allocations per Record; want 0", a)
 	}
 }
