@@ -32,8 +32,10 @@ Modes (-mode):
                    Upgrade names -upgrade and whose Connection holds
                    upgrade and close
 
-The run ends after -d, or after -n requests (attempts) if -d is not given.
-With -rate, latency counts from when each request was due.
+The run ends after -d or -n requests (attempts, failed ones included),
+whichever comes first; with -n alone only the count ends it, with neither
+it lasts 10s. With -rate, latency counts from when each request was due.
+Exit status: 0, or 1 if every request failed, 2 for bad usage.
 
 Flags:
 `
