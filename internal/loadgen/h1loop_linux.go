@@ -227,7 +227,7 @@ func (l *h1Loop) open(i int) error {
 	}
 	if err := rawConnect(fd, l.sa, l.saLen); err != nil && err != syscall.EINPROGRESS {
 		rawClose(fd)
-		return fmt.Errorf("connect: %w", err)
+		return fmt.Errorf("connect %s: %w", l.r.s.addr, err)
 	}
 	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLOUT | syscall.EPOLLRDHUP | -syscall.EPOLLET&0xffffffff, Fd: int32(i)}
 	if err := syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
@@ -267,7 +267,7 @@ func (l *h1Loop) handle(i int, events uint32) {
 			if err == nil {
 				err = syscall.Errno(v)
 			}
-			l.finish(i, &Error{KindDial, fmt.Errorf("connect: %w", err)})
+			l.finish(i, &Error{KindDial, fmt.Errorf("connect %s: %w", l.r.s.addr, err)})
 			return
 		}
 		if events&syscall.EPOLLOUT == 0 {
@@ -365,7 +365,7 @@ func (l *h1Loop) expire(now time.Time) {
 			continue
 		}
 		if sl.state == stConnect {
-			l.finish(i, &Error{KindDial, fmt.Errorf("connect: %w", errTimeout)})
+			l.finish(i, &Error{KindDial, fmt.Errorf("connect %s: %w", l.r.s.addr, errTimeout)})
 		} else {
 			l.finish(i, &Error{KindTimeout, errTimeout})
 		}
