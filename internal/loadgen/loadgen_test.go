@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -192,6 +193,18 @@ func TestHTTP1KeepAlive(t *testing.T) {
 	if res.Connections != 20 {
 		t.Errorf("connections %d; want 20", res.Connections)
 	}
+
+	// A server that closes a kept-alive connection without saying so:
+	// the request that finds it closed is retried once on a new one.
+	once := rawServer(t, func(c net.Conn) {
+		c.Read(make([]byte, 4096))
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	})
+	res = run(t, Config{Mode: HTTP1KeepAlive, Target: once, Concurrency: 1, Requests: 10})
+	wantOK(t, res, 10)
+	if res.Connections != 10 {
+		t.Errorf("connections %d; want 10", res.Connections)
+	}
 }
 
 func TestBadStatus(t *testing.T) {
@@ -342,6 +355,27 @@ func TestH2C(t *testing.T) {
 	if res.Requests+res.Errors != 100 || res.Requests == 0 || res.Errors != res.ErrorsByKind["reset"] {
 		t.Errorf("MaxConcurrentStreams 2: requests %d, errors %v", res.Requests, res.ErrorSamples)
 	}
+
+	// Status, reset and timeout, stream by stream.
+	block := make(chan struct{})
+	defer close(block)
+	mux := http.NewServeMux()
+	mux.Handle("/404", http.NotFoundHandler())
+	mux.HandleFunc("/abort", func(http.ResponseWriter, *http.Request) { panic(http.ErrAbortHandler) })
+	mux.HandleFunc("/stall", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done(): // the client's RST_STREAM
+		case <-block:
+		}
+	})
+	srv2 := httptest.NewUnstartedServer(mux)
+	srv2.Config.Protocols = srv.Config.Protocols
+	srv2.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv2.Start()
+	t.Cleanup(srv2.Close)
+	wantErrors(t, run(t, Config{Mode: H2C, Target: srv2.URL + "/404", Concurrency: 1, Streams: 2, Requests: 6}), KindBadStatus, 6)
+	wantErrors(t, run(t, Config{Mode: H2C, Target: srv2.URL + "/abort", Concurrency: 1, Streams: 2, Requests: 6}), KindReset, 6)
+	wantErrors(t, run(t, Config{Mode: H2C, Target: srv2.URL + "/stall", Concurrency: 1, Streams: 2, Requests: 6, Timeout: 20 * time.Millisecond}), KindTimeout, 6)
 
 	// An HTTP/1-only server does not speak the preface.
 	res = run(t, Config{Mode: H2C, Target: httpServer(t, hello), Concurrency: 1, Streams: 1, Requests: 3})
