@@ -295,7 +295,9 @@ func (l *h1Loop) handle(i int, events uint32) {
 		}
 		sl.state = stRead
 	}
-	if sl.state == stRead {
+	// An EPOLLOUT edge alone (the request's ACK freeing send space) has
+	// nothing to read.
+	if sl.state == stRead && events&(syscall.EPOLLIN|syscall.EPOLLRDHUP|syscall.EPOLLERR|syscall.EPOLLHUP) != 0 {
 		l.read(i)
 	}
 }
