@@ -59,34 +59,37 @@ for _ in $(seq 50); do
 	sleep 0.1
 done
 
-# reference prints "rate errors" for one run of the reference tool.
+# reference prints "rate errors requests" for one run of the reference tool.
 reference() {
 	local o
 	case $1 in
-	http1)
-		o=$(wrk -t"$THREADS" -c"$CONC" -d"${DURATION}s" -H 'Connection: close' "$url")
-		echo "$(awk '/^Requests\/sec:/ { print $2 }' <<<"$o") $(awk '/Socket errors|Non-2xx/ { n++ } END { print n + 0 }' <<<"$o")"
-		;;
-	keepalive)
-		o=$(wrk -t"$THREADS" -c"$CONC" -d"${DURATION}s" "$url")
-		echo "$(awk '/^Requests\/sec:/ { print $2 }' <<<"$o") $(awk '/Socket errors|Non-2xx/ { n++ } END { print n + 0 }' <<<"$o")"
+	http1 | keepalive)
+		local hdr=()
+		[[ $1 == http1 ]] && hdr=(-H 'Connection: close')
+		o=$(/usr/bin/time -f '%U %S' -o "$tmp/cpu" wrk -t"$THREADS" -c"$CONC" -d"${DURATION}s" "${hdr[@]}" "$url")
+		echo "$(awk '/^Requests\/sec:/ { print $2 }' <<<"$o") $(awk '/Socket errors|Non-2xx/ { n++ } END { print n + 0 }' <<<"$o") $(awk '/ requests in / { print $1 }' <<<"$o")"
 		;;
 	h2c)
-		o=$(h2load -t"$THREADS" -c"$H2C_CONNS" -m"$H2C_STREAMS" -D"$DURATION" "$h2url")
-		echo "$(awk '/^finished in/ { print $4 }' <<<"$o") $(awk '/^requests:/ { print $10 + $12 }' <<<"$o")"
+		o=$(/usr/bin/time -f '%U %S' -o "$tmp/cpu" h2load -t"$THREADS" -c"$H2C_CONNS" -m"$H2C_STREAMS" -D"$DURATION" "$h2url")
+		echo "$(awk '/^finished in/ { print $4 }' <<<"$o") $(awk '/^requests:/ { print $10 + $12 }' <<<"$o") $(awk '/^requests:/ { print $8 }' <<<"$o")"
 		;;
 	esac
 }
 
-# ours prints "rate errors" for one run of portmux bench.
+# ours prints "rate errors requests" for one run of portmux bench.
 ours() {
-	local j
+	local args
 	case $1 in
-	http1) j=$("$tmp/portmux" bench -mode http1 -c "$CONC" -d "${DURATION}s" -json "$url") ;;
-	keepalive) j=$("$tmp/portmux" bench -mode http1-keepalive -c "$CONC" -d "${DURATION}s" -json "$url") ;;
-	h2c) j=$("$tmp/portmux" bench -mode h2c -c "$H2C_CONNS" -streams "$H2C_STREAMS" -d "${DURATION}s" -json "$h2url") ;;
+	http1) args=(-mode http1 -c "$CONC" "$url") ;;
+	keepalive) args=(-mode http1-keepalive -c "$CONC" "$url") ;;
+	h2c) args=(-mode h2c -c "$H2C_CONNS" -streams "$H2C_STREAMS" "$h2url") ;;
 	esac
-	jq -r '"\(.requests_per_s) \(.errors)"' <<<"$j"
+	/usr/bin/time -f '%U %S' -o "$tmp/cpu" "$tmp/portmux" bench -d "${DURATION}s" -json "${args[@]}" | jq -r '"\(.requests_per_s) \(.errors) \(.requests)"'
+}
+
+# cpu prints the last run's user+system CPU per request, in µs.
+cpu() {
+	awk -v n="$1" '{ printf "%.1f", ($1 + $2) * 1e6 / (n > 0 ? n : 1) }' "$tmp/cpu"
 }
 
 : >"$raw"
@@ -94,11 +97,11 @@ start=$(date +%s)
 for i in $(seq "$ROUNDS"); do
 	for cmp in $COMPARE; do
 		echo "round $i/$ROUNDS: $cmp" >&2
-		read -r rate errs < <(reference "$cmp")
-		echo "cmp=$cmp round=$i tool=reference rate=$rate errors=$errs" >>"$raw"
+		read -r rate errs n < <(reference "$cmp")
+		echo "cmp=$cmp round=$i tool=reference rate=$rate errors=$errs cpu_us=$(cpu "$n")" >>"$raw"
 		sleep 1
-		read -r rate errs < <(ours "$cmp")
-		echo "cmp=$cmp round=$i tool=portmux rate=$rate errors=$errs" >>"$raw"
+		read -r rate errs n < <(ours "$cmp")
+		echo "cmp=$cmp round=$i tool=portmux rate=$rate errors=$errs cpu_us=$(cpu "$n")" >>"$raw"
 		sleep 1
 	done
 done
@@ -112,7 +115,7 @@ summary() {
 		for (f = 1; f <= NF; f++) { split($f, kv, "="); v[kv[1]] = kv[2] }
 		if (v["cmp"] != cmp) next
 		r = v["rate"] + 0
-		if (v["tool"] == "reference") { w[++nw] = r; wr[v["round"]] = r } else { o[++no] = r; orr[v["round"]] = r }
+		if (v["tool"] == "reference") { w[++nw] = r; wr[v["round"]] = r; wc[nw] = v["cpu_us"] + 0 } else { o[++no] = r; orr[v["round"]] = r; oc[no] = v["cpu_us"] + 0 }
 		if (v["errors"] + 0 > 0) errs++
 	}
 	function sort(a, n,   i, j, t) { for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j-1] > a[j]; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t } }
@@ -120,8 +123,8 @@ summary() {
 	END {
 		if (nw == 0 || no == 0) exit
 		for (k in orr) if (k in wr) q[++nq] = orr[k] / wr[k]
-		mw = med(w, nw); mo = med(o, no); mq = med(q, nq)
-		printf "| %s | %s | %.0f (%.0f–%.0f) | %s | %.0f (%.0f–%.0f) | **%.2f** | %.2f (%.2f–%.2f) | %d |\n", cmp, refname, mw, w[1], w[nw], ourname, mo, o[1], o[no], mo / mw, mq, q[1], q[nq], errs + 0
+		mw = med(w, nw); mo = med(o, no); mq = med(q, nq); mwc = med(wc, nw); moc = med(oc, no)
+		printf "| %s | %s | %.0f (%.0f–%.0f) | %s | %.0f (%.0f–%.0f) | **%.2f** | %.2f (%.2f–%.2f) | %.1f / %.1f | %d |\n", cmp, refname, mw, w[1], w[nw], ourname, mo, o[1], o[no], mo / mw, mq, q[1], q[nq], mwc, moc, errs + 0
 	}' "$raw"
 }
 
@@ -144,9 +147,12 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 	echo "client spends per request, the more the server gets: a ratio below 1 means"
 	echo "the tool costs more than the reference, not that it measured wrongly."
 	echo "Rates are requests/s; with \`Connection: close\` each request is a connection."
+	echo "Client CPU is the client process's user + system time over its requests, the"
+	echo "cost that the shared cores make into the rate (it includes the kernel's work"
+	echo "for the client's sockets, and on loopback some of the server's)."
 	echo
-	echo "| comparison | reference | median (min–max) | portmux bench | median (min–max) | ratio of medians | per-round ratio, median (min–max) | runs with errors |"
-	echo "|---|---|--:|---|--:|--:|--:|--:|"
+	echo "| comparison | reference | requests/s, median (min–max) | portmux bench | requests/s, median (min–max) | ratio of medians | per-round ratio, median (min–max) | client CPU µs/request, reference / portmux (medians) | runs with errors |"
+	echo "|---|---|--:|---|--:|--:|--:|--:|--:|"
 	for cmp in $COMPARE; do
 		case $cmp in
 		http1) summary http1 "\`wrk -t$THREADS -c$CONC -H 'Connection: close'\`" "\`-mode http1 -c $CONC\`" ;;
