@@ -9,9 +9,9 @@
 // ticket counter. HTTP/1 responses are parsed by hand from one reusable
 // buffer per connection (status line, Content-Length, chunked bodies,
 // Connection and Upgrade), so a request allocates nothing beyond its
-// connection. On Linux, unpaced runs of the connection-per-request modes
-// (http1 and 426) use an epoll event loop per P instead of a goroutine per
-// worker, as wrk does; see h1loop_linux.go for why.
+// connection. On Linux, unpaced runs of the HTTP/1 modes (http1,
+// http1-keepalive and 426) use an epoll event loop per P instead of a
+// goroutine per worker, as wrk does; see h1loop_linux.go for why.
 //
 // # Errors by kind
 //

@@ -12,9 +12,9 @@ import (
 	"unsafe"
 )
 
-// The event loop serves HTTP1 and Upgrade426 when the run is not paced:
-// a connection per request is where a goroutine per worker costs the
-// most (parking on connect and on read, waking threads, net.Dial's
+// The event loop serves HTTP1, Upgrade426 and HTTP1KeepAlive when the run
+// is not paced: a connection per request is where a goroutine per worker
+// costs the most (parking on connect and on read, waking threads, net.Dial's
 // bookkeeping), and where the tool must keep up with wrk. Like wrk, each
 // loop drives its share of the connections with non-blocking sockets and
 // one epoll set, one loop per P. Measured on 2 cores against a bare
@@ -104,6 +104,7 @@ type slot struct {
 	buf      []byte
 	wr       int // buf[:wr] holds bytes not yet consumed by p
 	recv     int
+	reused   bool // the connection carried an earlier request (HTTP1KeepAlive)
 }
 
 // h1Loop is one event loop and the worker that accounts for it.
@@ -263,7 +264,7 @@ func (l *h1Loop) open(i int) error {
 		rawClose(fd)
 		return fmt.Errorf("epoll_ctl: %w", err)
 	}
-	sl.fd, sl.state, sl.wrote, sl.wr, sl.recv = fd, stConnect, 0, 0, 0
+	sl.fd, sl.state, sl.wrote, sl.wr, sl.recv, sl.reused = fd, stConnect, 0, 0, 0, false
 	sl.deadline = sl.start.Add(l.r.s.DialTimeout)
 	sl.p.reset(l.r.s.UpgradeTokens)
 	return nil
@@ -316,7 +317,9 @@ func (l *h1Loop) handle(i int, events uint32) {
 				return // the next EPOLLOUT edge resumes
 			}
 			if err != nil {
-				l.finish(i, fmt.Errorf("write: %w", err))
+				if !l.retry(i, err) {
+					l.finish(i, fmt.Errorf("write: %w", err))
+				}
 				return
 			}
 			sl.wrote += n
@@ -352,9 +355,14 @@ func (l *h1Loop) read(i int) {
 		case err == syscall.EINTR:
 			continue
 		case err != nil:
-			l.finish(i, fmt.Errorf("read: %w", err))
+			if !l.retry(i, err) {
+				l.finish(i, fmt.Errorf("read: %w", err))
+			}
 			return
 		case n == 0:
+			if l.retry(i, nil) {
+				return
+			}
 			if sl.p.eof() {
 				l.complete(i)
 			} else if sl.recv == 0 {
@@ -381,11 +389,54 @@ func (l *h1Loop) read(i int) {
 
 func (l *h1Loop) complete(i int) {
 	sl := &l.slots[i]
-	if !l.r.over() {
-		l.w.status[sl.p.head.status]++
+	if l.r.over() {
+		l.finish(i, nil) // not counted
+		return
 	}
-	_, err := sl.p.check(l.r.s)
-	l.finish(i, err)
+	l.w.status[sl.p.head.status]++
+	keep, err := sl.p.check(l.r.s)
+	if err == nil && keep && sl.wr > 0 {
+		err = protoErr("%d bytes after the response", sl.wr)
+	}
+	if err != nil || !keep {
+		l.finish(i, err)
+		return
+	}
+	// HTTP1KeepAlive: account, and send the next request on this
+	// connection straight away.
+	l.w.recv.Add(uint64(sl.recv))
+	now := time.Now()
+	l.w.hist.Record(now.Sub(sl.start))
+	l.w.requests.Add(1)
+	if _, ok := l.r.claim(); !ok {
+		rawClose(sl.fd)
+		sl.fd, sl.state = -1, stDone
+		return
+	}
+	sl.start, sl.deadline = now, now.Add(l.r.s.Timeout)
+	sl.state, sl.wrote, sl.recv, sl.reused = stWrite, 0, 0, true
+	sl.p.reset(l.r.s.UpgradeTokens)
+	l.handle(i, syscall.EPOLLOUT) // it is writable: it has just carried a request
+}
+
+// retry reports whether the request failed only because the server had
+// closed the kept-alive connection before seeing it (RFC 9112 §9.3.1
+// allows it); if so it has started the request again on a new one.
+func (l *h1Loop) retry(i int, err error) bool {
+	sl := &l.slots[i]
+	if !sl.reused || sl.recv > 0 || l.r.over() {
+		return false
+	}
+	if err != nil && kindOf(err) != KindReset {
+		return false
+	}
+	rawClose(sl.fd)
+	sl.fd, sl.state = -1, stIdle
+	if err := l.open(i); err != nil {
+		l.w.fail(&Error{KindDial, err})
+		l.begin(i)
+	}
+	return true
 }
 
 // expire fails the requests whose phase has outlasted its timeout.

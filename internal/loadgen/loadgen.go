@@ -415,8 +415,8 @@ type client interface {
 	close()
 }
 
-// noEventLoop, set by tests, makes HTTP1 and Upgrade426 use goroutine
-// workers (h1Client) where they would use the event loop.
+// noEventLoop, set by tests, makes the HTTP/1 modes use goroutine workers
+// (h1Client) where they would use the event loop.
 var noEventLoop bool
 
 // runner is one run.
@@ -552,7 +552,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	switch s.Mode {
 	case HTTP1, HTTP1KeepAlive, Upgrade426:
 		req := buildHTTP1Request(s)
-		if s.Mode != HTTP1KeepAlive && s.Rate <= 0 && !noEventLoop {
+		if s.Rate <= 0 && !noEventLoop {
 			if loops, ok := newH1Loops(r, req); ok {
 				for _, l := range loops {
 					jobs = append(jobs, l.run)

@@ -176,6 +176,10 @@ func TestHTTP1Body(t *testing.T) {
 }
 
 func TestHTTP1KeepAlive(t *testing.T) {
+	engines(t, testHTTP1KeepAlive)
+}
+
+func testHTTP1KeepAlive(t *testing.T) {
 	url := httpServer(t, hello)
 	res := run(t, Config{Mode: HTTP1KeepAlive, Target: url, Concurrency: 3, Requests: 300})
 	wantOK(t, res, 300)
