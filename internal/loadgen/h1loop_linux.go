@@ -117,6 +117,7 @@ type h1Loop struct {
 	family int
 	epfd   int
 	slots  []slot
+	done   int // slots in stDone
 	events []syscall.EpollEvent
 }
 
@@ -196,14 +197,7 @@ func (l *h1Loop) run() {
 		l.begin(i)
 	}
 	lastScan := time.Now()
-	for !l.r.over() {
-		live := false
-		for i := range l.slots {
-			live = live || l.slots[i].state != stDone
-		}
-		if !live {
-			return
-		}
+	for !l.r.over() && l.done < len(l.slots) {
 		// Poll without blocking; when nothing is ready, park on the
 		// runtime's poller until the epoll set is readable (or loopTick
 		// passes), like any Go I/O: no thread blocks, the P stays free.
@@ -235,6 +229,7 @@ func (l *h1Loop) begin(i int) {
 	for {
 		if _, ok := l.r.claim(); !ok {
 			sl.state = stDone
+			l.done++
 			return
 		}
 		sl.start = time.Now()
@@ -411,6 +406,7 @@ func (l *h1Loop) complete(i int) {
 	if _, ok := l.r.claim(); !ok {
 		rawClose(sl.fd)
 		sl.fd, sl.state = -1, stDone
+		l.done++
 		return
 	}
 	sl.start, sl.deadline = now, now.Add(l.r.s.Timeout)
