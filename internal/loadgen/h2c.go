@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -42,24 +42,27 @@ type h2Group struct {
 	all   []*h2Conn // every connection opened, for cleanup
 }
 
-// h2Conn is one HTTP/2 connection. mu guards the state below it; wmu
-// serialises writes, which have a deadline each (the run's Timeout).
+// h2Conn is one HTTP/2 connection. mu guards the state below it. Frames
+// are encoded under wmu into pend, and a writer goroutine of the
+// connection's own sends what has gathered in one write(2) per batch:
+// requests that complete together leave together, as h2load's do.
 type h2Conn struct {
 	g     *h2Group
 	raw   net.Conn
+	cc    net.Conn // counting
 	fr    *http2.Framer
-	bw    *bufio.Writer
 	wmu   sync.Mutex
+	pend  []byte        // encoded frames waiting for the writer
+	kick  chan struct{} // wakes the writer; capacity 1
+	quit  chan struct{} // closed by close: the writer returns
+	wdone chan struct{} // closed when the writer has returned
 	done  chan struct{} // closed when the reader has returned
 	ready chan struct{} // closed when the server's first SETTINGS has been applied
-	// queued counts senders waiting for wmu: a sender flushes only when
-	// no other is queued, so that a burst of requests leaves in one
-	// write(2) instead of one each.
-	queued atomic.Int32
 
 	mu          sync.Mutex
 	cond        *sync.Cond // signalled when send windows grow or the conn fails
 	err         error      // sticky: the connection is unusable
+	closed      bool       // close has run
 	goingAway   bool
 	nextID      uint32
 	streams     map[uint32]*h2Stream
@@ -113,6 +116,7 @@ func newH2CClients(r *runner) ([]client, func()) {
 			for _, c := range all {
 				c.close(errors.New("loadgen: the run is over"))
 				<-c.done
+				<-c.wdone
 			}
 		}
 	}
@@ -179,20 +183,20 @@ func (g *h2Group) get() (*h2Conn, error) {
 	g.owner.conns.Add(1)
 	cc := &countConn{raw, g.owner}
 	c := &h2Conn{
-		g: g, raw: raw, bw: bufio.NewWriterSize(cc, 16<<10), done: make(chan struct{}), ready: make(chan struct{}),
+		g: g, raw: raw, cc: cc, kick: make(chan struct{}, 1), quit: make(chan struct{}), wdone: make(chan struct{}),
+		done: make(chan struct{}), ready: make(chan struct{}),
 		nextID: 1, streams: map[uint32]*h2Stream{},
 		sendWindow: 65535, initWindow: 65535, maxFrame: 16384, maxStreams: 1 << 30,
 	}
 	c.cond = sync.NewCond(&c.mu)
-	c.fr = http2.NewFramer(c.bw, bufio.NewReaderSize(cc, 16<<10))
+	c.fr = http2.NewFramer(pendWriter{c}, bufio.NewReaderSize(cc, 16<<10))
 	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	c.fr.MaxHeaderListSize = h2MaxHeader
 	c.fr.SetMaxReadFrameSize(h2MaxFrame)
 	// The preface, our settings and the connection window (RFC 9113 §3.4, §6.5, §6.9).
-	err = c.write(func() error {
-		if _, err := c.bw.WriteString(http2.ClientPreface); err != nil {
-			return err
-		}
+	go c.writeLoop()
+	c.write(func() error { // encoding into pend: nothing to fail but the writer, which closes c
+		c.pend = append(c.pend, http2.ClientPreface...)
 		if err := c.fr.WriteSettings(
 			http2.Setting{ID: http2.SettingEnablePush, Val: 0},
 			http2.Setting{ID: http2.SettingInitialWindowSize, Val: h2Window},
@@ -202,10 +206,6 @@ func (g *h2Group) get() (*h2Conn, error) {
 		}
 		return c.fr.WriteWindowUpdate(0, h2Window-65535)
 	})
-	if err != nil {
-		raw.Close()
-		return nil, &Error{KindDial, err}
-	}
 	go c.readLoop()
 	g.all = append(g.all, c)
 	// Wait for the server's SETTINGS (§3.4), so that the first requests
@@ -230,18 +230,58 @@ func (g *h2Group) get() (*h2Conn, error) {
 	return c, nil
 }
 
-// write runs f, which writes frames, and flushes, under the write lock and
-// within the run's Timeout.
+// pendWriter is where the Framer encodes: the pending batch (wmu held).
+type pendWriter struct{ c *h2Conn }
+
+func (w pendWriter) Write(p []byte) (int, error) {
+	w.c.pend = append(w.c.pend, p...)
+	return len(p), nil
+}
+
+// write runs f, which encodes frames, under the write lock, and wakes the
+// writer.
 func (c *h2Conn) write(f func() error) error {
-	c.queued.Add(1)
 	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	c.queued.Add(-1)
-	c.raw.SetWriteDeadline(time.Now().Add(c.g.r.s.Timeout))
-	if err := f(); err != nil {
-		return err
+	err := f()
+	c.wmu.Unlock()
+	c.wake()
+	return err
+}
+
+func (c *h2Conn) wake() {
+	select {
+	case c.kick <- struct{}{}:
+	default: // already woken: it will take this batch too
 	}
-	return c.bw.Flush()
+}
+
+// writeLoop sends the pending frames, a batch at a time, each within the
+// run's Timeout, until close.
+func (c *h2Conn) writeLoop() {
+	defer close(c.wdone)
+	var out []byte
+	for {
+		select {
+		case <-c.kick:
+		case <-c.quit:
+			return
+		}
+		// Let the workers that the same read woke queue their requests
+		// first: without this the writer ran after each one, and a
+		// batch was one request.
+		runtime.Gosched()
+		c.wmu.Lock()
+		out, c.pend = c.pend, out[:0]
+		c.wmu.Unlock()
+		if len(out) == 0 {
+			continue
+		}
+		c.raw.SetWriteDeadline(time.Now().Add(c.g.r.s.Timeout))
+		if _, err := c.cc.Write(out); err != nil {
+			c.close(err)
+			return
+		}
+	}
 }
 
 // close makes the connection unusable, fails its streams with err, and
@@ -256,7 +296,12 @@ func (c *h2Conn) close(err error) {
 		st.done <- c.err
 	}
 	c.cond.Broadcast()
+	first := !c.closed
+	c.closed = true
 	c.mu.Unlock()
+	if first {
+		close(c.quit)
+	}
 	c.raw.Close()
 }
 
@@ -274,7 +319,7 @@ func (c *h2Client) do() error {
 		c.timer.Reset(s.Timeout)
 	}
 	defer c.timer.Stop()
-	if err := conn.send(&c.st, s.Timeout); err != nil {
+	if err := conn.send(&c.st); err != nil {
 		return err
 	}
 	select {
@@ -298,7 +343,7 @@ func (c *h2Client) do() error {
 
 // send opens a stream for st and writes the request on it, waiting for
 // send window for the body as flow control requires (RFC 9113 §5.2).
-func (c *h2Conn) send(st *h2Stream, timeout time.Duration) error {
+func (c *h2Conn) send(st *h2Stream) error {
 	// Within the server's SETTINGS_MAX_CONCURRENT_STREAMS (§5.1.2); the
 	// streams ahead end within their own timeouts.
 	c.mu.Lock()
@@ -307,16 +352,11 @@ func (c *h2Conn) send(st *h2Stream, timeout time.Duration) error {
 	}
 	c.mu.Unlock()
 	// IDs must rise in the order their HEADERS are sent (§5.1.1): take
-	// the ID and write the frame under the write lock.
-	c.queued.Add(1)
+	// the ID and encode the frame under the write lock.
 	c.wmu.Lock()
-	last := c.queued.Add(-1) == 0
 	c.mu.Lock()
 	if c.err != nil {
 		c.mu.Unlock()
-		if c.bw.Buffered() > 0 {
-			c.bw.Flush() // what other senders left for the last one to flush
-		}
 		c.wmu.Unlock()
 		return c.err
 	}
@@ -333,16 +373,9 @@ func (c *h2Conn) send(st *h2Stream, timeout time.Duration) error {
 	}
 	c.streams[st.id] = st
 	c.mu.Unlock()
-	c.raw.SetWriteDeadline(time.Now().Add(timeout))
-	err := c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: st.id, BlockFragment: c.g.block, EndStream: len(body) == 0, EndHeaders: true})
-	if err == nil && (last || len(body) > 0) {
-		err = c.bw.Flush()
-	}
+	c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: st.id, BlockFragment: c.g.block, EndStream: len(body) == 0, EndHeaders: true})
 	c.wmu.Unlock()
-	if err != nil {
-		c.close(err)
-		return nil // close delivered the error on st.done
-	}
+	c.wake()
 	for len(body) > 0 {
 		c.mu.Lock()
 		for c.err == nil && c.streams[st.id] == st && (c.sendWindow <= 0 || st.sendWindow <= 0) {
@@ -358,10 +391,7 @@ func (c *h2Conn) send(st *h2Stream, timeout time.Duration) error {
 		c.mu.Unlock()
 		chunk := body[:n]
 		body = body[n:]
-		if err := c.write(func() error { return c.fr.WriteData(st.id, len(body) == 0, chunk) }); err != nil {
-			c.close(err)
-			return nil
-		}
+		c.write(func() error { return c.fr.WriteData(st.id, len(body) == 0, chunk) })
 	}
 	return nil
 }
