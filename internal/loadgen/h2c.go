@@ -15,8 +15,9 @@ import (
 )
 
 // H2C speaks HTTP/2 itself, on golang.org/x/net/http2's Framer: one
-// connection per group of Streams workers, a reader goroutine per
-// connection, and a request header block encoded once. net/http's
+// connection per group of Streams workers, a reader and a writer
+// goroutine per connection, and a request header block encoded once.
+// net/http's
 // Transport (Protocols with only UnencryptedHTTP2) reached 0.6 of
 // h2load's request rate here with 4 connections x 25 streams, its
 // per-request goroutines, channels and allocations costing the server
