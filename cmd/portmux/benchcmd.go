@@ -58,14 +58,14 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer, isT
 		svgFile  = fs.String("svg", "", "also write the latency histogram as an SVG image to this `file`")
 		progress = fs.Bool("progress", isTTY, "print a progress line once a second on standard error (default: when it is a terminal)")
 	)
-	fs.IntVar(&cfg.Concurrency, "c", loadgen.DefaultConcurrency, "concurrency: workers with a request in flight each (h2c: connections)")
+	fs.IntVar(&cfg.Concurrency, "c", loadgen.DefaultConcurrency, "concurrency: requests in flight, each on a connection of its own (h2c: connections, each with -streams)")
 	fs.IntVar(&cfg.Streams, "streams", loadgen.DefaultStreams, "h2c: requests in flight on each connection")
 	fs.DurationVar(&cfg.Duration, "d", 0, "duration of the run (default 10s unless -n is given)")
 	fs.Int64Var(&cfg.Requests, "n", 0, "stop after this many requests, successful or not (0: no limit)")
 	fs.Float64Var(&cfg.Rate, "rate", 0, "requests per second over all workers (0: as fast as they go)")
 	fs.IntVar(&cfg.Size, "size", 0, "bytes: POST body for HTTP modes (0: GET), ws message (default 16), tcp chunk (default 65536)")
 	fs.StringVar(&cfg.Host, "host", "", "Host header to send (default: TARGET's host)")
-	fs.DurationVar(&cfg.DialTimeout, "dial-timeout", loadgen.DefaultDialTimeout, "bound on each connect (ws: and its handshake)")
+	fs.DurationVar(&cfg.DialTimeout, "dial-timeout", loadgen.DefaultDialTimeout, "bound on each connect (ws: and its handshake; h2c: and the server's SETTINGS)")
 	fs.DurationVar(&cfg.Timeout, "timeout", loadgen.DefaultTimeout, "bound on each request once connected")
 
 	// Flags may follow the target: parse, take a positional, parse the rest.

@@ -77,9 +77,10 @@ type Config struct {
 	// Host, if set, is sent as the Host header instead of Target's host.
 	Host string
 
-	// Concurrency is the number of workers, each a goroutine with at most
-	// one request in flight; for H2C it is the number of connections,
-	// each with Streams workers. If zero, DefaultConcurrency.
+	// Concurrency is the number of requests in flight, each on a
+	// connection of its own (a goroutine worker each, or a slot of an
+	// event loop); for H2C it is the number of connections, each with
+	// Streams workers. If zero, DefaultConcurrency.
 	Concurrency int
 
 	// Streams is, for H2C only, the number of requests in flight on each
@@ -109,8 +110,9 @@ type Config struct {
 	// DefaultTCPSize). At most MaxSize.
 	Size int
 
-	// DialTimeout bounds each connection attempt (for WS, including the
-	// handshake). If zero, DefaultDialTimeout.
+	// DialTimeout bounds each connection attempt (for WS including the
+	// handshake, for H2C the server's SETTINGS). If zero,
+	// DefaultDialTimeout.
 	DialTimeout time.Duration
 
 	// Timeout bounds each request once its connection is open: writing it
