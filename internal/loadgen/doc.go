@@ -29,7 +29,7 @@
 //
 //	mode                    the mode, e.g. "http1"
 //	target                  the target as given
-//	concurrency             workers (h2c: connections)
+//	concurrency             requests in flight (h2c: connections)
 //	streams                 requests in flight per connection (1 but for h2c)
 //	rate_limit              requests/s asked for; 0 means unpaced
 //	size                    body, message or chunk bytes

@@ -14,7 +14,7 @@ import (
 type Result struct {
 	Mode        Mode    `json:"mode"`
 	Target      string  `json:"target"`
-	Concurrency int     `json:"concurrency"` // workers, or connections for h2c
+	Concurrency int     `json:"concurrency"` // requests in flight, or connections for h2c
 	Streams     int     `json:"streams"`     // requests in flight per connection: 1 but for h2c
 	Rate        float64 `json:"rate_limit"`  // requests/s asked for; 0 means unpaced
 	Size        int     `json:"size"`        // body, message or chunk bytes
