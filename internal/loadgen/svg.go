@@ -90,15 +90,20 @@ func WriteSVG(w io.Writer, res *Result) error {
 			fmt.Fprintf(&b, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%s</text>\n", tx, plotB+20, esc(time.Duration(ns).String()))
 		}
 	}
-	for _, p := range []struct {
+	for k, p := range []struct {
 		name string
 		q    float64
 	}{{"p50", 0.5}, {"p90", 0.9}, {"p99", 0.99}, {"p99.9", 0.999}} {
 		v := h.Quantile(p.q)
 		px := x(float64(v))
 		fmt.Fprintf(&b, "<line class=\"percentile\" x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"crimson\" stroke-dasharray=\"4 3\"/>\n", px, plotT, px, plotB)
-		fmt.Fprintf(&b, "<text class=\"percentile\" x=\"%.1f\" y=\"%d\" fill=\"crimson\" transform=\"rotate(-45 %.1f %d)\">%s %s</text>\n",
-			px+3, plotT-4, px+3, plotT-4, p.name, esc(round3(v).String()))
+		// Labels stagger down from the top, on the side with room.
+		tx, anchor := px+4, "start"
+		if px > plotR-110 {
+			tx, anchor = px-4, "end"
+		}
+		fmt.Fprintf(&b, "<text class=\"percentile\" x=\"%.1f\" y=\"%d\" fill=\"crimson\" stroke=\"white\" stroke-width=\"3\" paint-order=\"stroke\" text-anchor=\"%s\">%s %s</text>\n",
+			tx, plotT+14+16*k, anchor, p.name, esc(round3(v).String()))
 	}
 	b.WriteString("</svg>\n")
 	_, err := w.Write(b.Bytes())
