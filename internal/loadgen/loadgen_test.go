@@ -609,3 +609,45 @@ func TestWriteText(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTP1Large sends and receives bodies far larger than the socket
+// buffers, so that writes and reads resume across many readiness edges.
+func TestHTTP1Large(t *testing.T) {
+	big := strings.Repeat("x", 3<<20)
+	url := httpServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		if n != 4<<20 {
+			http.Error(w, fmt.Sprint("body of ", n), http.StatusBadRequest)
+			return
+		}
+		if r.URL.Path == "/chunked" {
+			w.(http.Flusher).Flush()
+		}
+		io.WriteString(w, big)
+	}))
+	for _, path := range []string{"/length", "/chunked"} {
+		engines(t, func(t *testing.T) {
+			for _, mode := range []Mode{HTTP1, HTTP1KeepAlive} {
+				res := run(t, Config{Mode: mode, Target: url + path, Concurrency: 2, Requests: 4, Size: 4 << 20})
+				wantOK(t, res, 4)
+				if res.BytesSent < 4*4<<20 || res.BytesReceived < 4*3<<20 {
+					t.Errorf("%s %s: bytes %d sent, %d received; want over %d and %d", mode, path, res.BytesSent, res.BytesReceived, 4*4<<20, 4*3<<20)
+				}
+			}
+		})
+	}
+}
+
+// TestIPv6 drives an IPv6 loopback target, where the machine has one.
+func TestIPv6(t *testing.T) {
+	ln, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	srv := &httptest.Server{Listener: ln, Config: &http.Server{Handler: hello}}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	engines(t, func(t *testing.T) {
+		wantOK(t, run(t, Config{Mode: HTTP1, Target: srv.URL, Requests: 20}), 20)
+	})
+}
