@@ -130,3 +130,33 @@ func TestBenchDemo(t *testing.T) {
 		}
 	}
 }
+
+// TestBenchProgress: -progress rewrites one line on stderr, then clears
+// it, and leaves stdout to the result.
+func TestBenchProgress(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	code, out, errs := bench(t, "-progress", "-rate", "200", "-d", "1500ms", srv.URL)
+	if code != 0 || !strings.HasPrefix(out, "portmux bench: mode http1") {
+		t.Fatalf("exit %d, stdout %q", code, out)
+	}
+	if !strings.HasPrefix(errs, "\r") || !strings.Contains(errs, "requests/s in the last second\x1b[K") ||
+		!strings.HasSuffix(errs, "\r\x1b[K") || strings.Contains(errs, "\n") {
+		t.Errorf("stderr %q; want one line rewritten with \\r, then cleared", errs)
+	}
+	if _, _, errs := bench(t, "-n", "5", srv.URL); errs != "" {
+		t.Errorf("without -progress (not a terminal), stderr %q; want nothing", errs)
+	}
+}
+
+func TestIsTerminal(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	if isTerminal(w) {
+		t.Error("a pipe counts as a terminal")
+	}
+}
