@@ -449,5 +449,3 @@ func (l *h1Loop) expire(now time.Time) {
 		}
 	}
 }
-
-var errTimeout = errors.New("timed out")

@@ -201,6 +201,9 @@ func kindOf(err error) ErrorKind {
 	return KindOther
 }
 
+// errTimeout is the cause of a timeout the tool detects itself.
+var errTimeout = errors.New("timed out")
+
 func protoErr(format string, args ...any) error {
 	return &Error{KindProtocol, fmt.Errorf(format, args...)}
 }
