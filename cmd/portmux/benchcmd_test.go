@@ -136,7 +136,7 @@ func TestBenchDemo(t *testing.T) {
 func TestBenchProgress(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	defer srv.Close()
-	code, out, errs := bench(t, "-progress", "-rate", "200", "-d", "1500ms", srv.URL)
+	code, out, errs := bench(t, "-progress", "-rate", "200", "-d", "2200ms", srv.URL)
 	if code != 0 || !strings.HasPrefix(out, "portmux bench: mode http1") {
 		t.Fatalf("exit %d, stdout %q", code, out)
 	}
