@@ -11,6 +11,9 @@
 //
 //	bench/run.sh
 //
+// loadtool.sh is separate: it checks that the load tool (portmux bench)
+// keeps up with wrk and h2load against bareserver, a bare net/http server.
+//
 // Sub-benchmarks name their variant with an impl=... key (impl=portmux,
 // impl=cmux, impl=bare, impl=nomux), so `benchstat -col /impl` puts the
 // variants side by side. cmux is imported only here, as the baseline.

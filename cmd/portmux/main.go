@@ -21,6 +21,11 @@
 // closing them. SIGHUP reloads the file: routes change at once for new
 // connections, sockets that stay in the configuration stay open, and
 // established connections are not touched.
+//
+// "portmux bench [flags] TARGET" is a load generator instead: it drives
+// TARGET over HTTP/1.1, h2c, WebSocket or raw TCP, or checks its 426
+// answers, and reports throughput, latency percentiles and errors by kind;
+// "portmux bench -h" lists its flags.
 package main
 
 import (
@@ -55,6 +60,9 @@ type options struct {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "bench" {
+		os.Exit(runBench(os.Args[2:]))
+	}
 	var o options
 	flag.StringVar(&o.configPath, "config", "", "YAML configuration `file` (default: the embedded demo configuration)")
 	flag.StringVar(&o.addr, "addr", "", "with the default configuration: address of the multiplexed port (default 127.0.0.1:8080)")

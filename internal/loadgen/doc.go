@@ -1,0 +1,55 @@
+// Package loadgen is the engine of "portmux bench": it drives a target
+// address with requests of one Mode and measures throughput, latency,
+// errors and bytes.
+//
+// Run takes a Config (zero values mean the documented defaults) and
+// returns a Result. Each worker keeps its own counters and latency
+// Histogram (log-linear, fixed memory, mergeable), which Run adds up at
+// the end, so workers share nothing on the request path but an atomic
+// ticket counter. HTTP/1 responses are parsed by hand from one reusable
+// buffer per connection (status line, Content-Length, chunked bodies,
+// Connection and Upgrade), so a request allocates nothing beyond its
+// connection. On Linux, unpaced runs of the HTTP/1 modes (http1,
+// http1-keepalive and 426) use an epoll event loop per P instead of a
+// goroutine per worker, as wrk does; see h1loop_linux.go for why.
+//
+// # Errors by kind
+//
+// dial (connect or WebSocket handshake failed, or timed out), timeout (a
+// deadline passed mid-request), reset (ECONNRESET, EPIPE), closed (the
+// peer closed before the response was complete), bad_status (an HTTP
+// status outside 200-399, or other than 426 in 426 mode), bad_header (426
+// mode: Upgrade lacks a token, or Connection lacks upgrade or close),
+// protocol (a malformed response or frame, or an echo that differs),
+// other. Requests cut short by the end of the run are not counted.
+//
+// # JSON
+//
+// Result marshals to one object with these fields, which are stable:
+//
+//	mode                    the mode, e.g. "http1"
+//	target                  the target as given
+//	concurrency             requests in flight (h2c: connections)
+//	streams                 requests in flight per connection (1 but for h2c)
+//	rate_limit              requests/s asked for; 0 means unpaced
+//	size                    body, message or chunk bytes
+//	elapsed_s               seconds the run lasted
+//	requests                requests that succeeded
+//	requests_per_s          requests / elapsed_s
+//	connections             connections opened
+//	connections_per_s       connections / elapsed_s
+//	errors                  failed requests
+//	errors_by_kind          {"dial": n, "timeout": n, ...}: every kind, zeros too
+//	error_samples           {"kind": "first message"} for the kinds that occurred; omitted if none
+//	status                  {"200": n, ...}: HTTP status codes received; omitted if none
+//	bytes_sent              bytes written, on the wire (headers, frames and bodies)
+//	bytes_received          bytes read, likewise
+//	sent_mb_per_s           bytes_sent / 10^6 / elapsed_s
+//	received_mb_per_s       bytes_received / 10^6 / elapsed_s
+//	latency_us              {"min", "mean", "p50", "p90", "p99", "p99_9", "max"} in µs
+//	latency_relative_error  the bound on the percentiles' error (1/128)
+//
+// Latency runs from sending a request (from when it was due, in a paced
+// run) to reading the whole response, and includes the connect in the
+// connection-per-request modes. Only successful requests are timed.
+package loadgen
