@@ -7,16 +7,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"reflect"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/portmux/portmux/h2c"
 	"github.com/portmux/portmux/internal/proxyproto"
@@ -170,13 +165,7 @@ func (d *daemon) openPort(lc *ListenerConfig) (*port, error) {
 	if ln == nil {
 		var lcfg net.ListenConfig
 		if lc.ReusePort {
-			lcfg.Control = func(_, _ string, c syscall.RawConn) error {
-				var serr error
-				err := c.Control(func(fd uintptr) {
-					serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
-				})
-				return errors.Join(err, serr)
-			}
+			lcfg.Control = reusePort
 		}
 		var err error
 		ln, err = lcfg.Listen(context.Background(), "tcp", lc.Listen)
@@ -748,30 +737,6 @@ func (q *queue) Close() error {
 }
 
 func (q *queue) Addr() net.Addr { return q.addr }
-
-// inheritedListeners takes the sockets systemd passed (LISTEN_FDS, for
-// this process: LISTEN_PID), by their bound address.
-func inheritedListeners() (map[string]net.Listener, error) {
-	n, err := strconv.Atoi(os.Getenv("LISTEN_FDS"))
-	if err != nil || n <= 0 || os.Getenv("LISTEN_PID") != strconv.Itoa(os.Getpid()) {
-		return nil, nil
-	}
-	os.Unsetenv("LISTEN_FDS")
-	os.Unsetenv("LISTEN_PID")
-	os.Unsetenv("LISTEN_FDNAMES")
-	out := map[string]net.Listener{}
-	for fd := 3; fd < 3+n; fd++ {
-		syscall.CloseOnExec(fd)
-		f := os.NewFile(uintptr(fd), "systemd-socket-"+strconv.Itoa(fd))
-		ln, err := net.FileListener(f)
-		f.Close()
-		if err != nil {
-			return nil, fmt.Errorf("socket activation: fd %d: %w", fd, err)
-		}
-		out[ln.Addr().String()] = ln
-	}
-	return out, nil
-}
 
 // takeInherited returns the inherited socket bound to addr, if any.
 func (d *daemon) takeInherited(addr string) net.Listener {

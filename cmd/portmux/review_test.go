@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -49,8 +48,6 @@ func TestAcceptAfterQueueClosed(t *testing.T) {
 	close(p.done)
 	p.cur.Load().q.Close()
 	close(ln.gate) // the Accept that was already returning
-	var ru0 syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
 	done := make(chan struct{})
 	go func() {
 		// The accept loop, and the generation's Serve once its queue closed.
@@ -59,11 +56,8 @@ func TestAcceptAfterQueueClosed(t *testing.T) {
 	}()
 	select {
 	case <-done:
-	case <-time.After(2 * time.Second):
-		var ru1 syscall.Rusage
-		syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
-		t.Errorf("accept loop still running 2s after its queue closed (spinning on push); process CPU in those 2s: %v",
-			time.Duration(ru1.Utime.Nano()+ru1.Stime.Nano()-ru0.Utime.Nano()-ru0.Stime.Nano()))
+	case <-time.After(10 * time.Second):
+		t.Errorf("accept loop still running 10 s after its port stopped (it spun on push before)")
 	}
 	b.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
 	if _, err := b.Read(make([]byte, 1)); err != nil && strings.Contains(err.Error(), "timeout") {
