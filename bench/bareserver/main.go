@@ -1,7 +1,9 @@
 // Command bareserver is the target of bench/loadtool.sh: a bare net/http
 // server (no mux) answering every request with a short text body, so that
 // wrk or h2load and "portmux bench" are compared against the same thing.
-// With -h2c-addr it also serves HTTP/2 with prior knowledge (only) there.
+// With -h2c-addr it also serves HTTP/2 with prior knowledge (only) there;
+// with -echo-addr it also echoes raw TCP there (for bulk runs: the echo
+// splices on Linux, so it costs the machine little).
 //
 //	go run ./bench/bareserver -addr 127.0.0.1:8090 -h2c-addr 127.0.0.1:8091
 package main
@@ -20,7 +22,27 @@ import (
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8090", "address to listen on (HTTP/1.1)")
 	h2cAddr := flag.String("h2c-addr", "", "if set, an address to serve h2c (prior knowledge) on")
+	echoAddr := flag.String("echo-addr", "", "if set, an address to echo raw TCP on")
 	flag.Parse()
+	if *echoAddr != "" {
+		ln, err := net.Listen("tcp", *echoAddr)
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Fprintln(os.Stderr, "bareserver: echoing on", ln.Addr())
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					log.Fatal(err)
+				}
+				go func() {
+					defer c.Close()
+					io.Copy(c, c)
+				}()
+			}
+		}()
+	}
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		io.WriteString(w, "hello from the bare server\n")
