@@ -82,7 +82,7 @@ pids+=($!)
 haproxy_cfg() { # port, splice options
 	cat <<EOF
 global
-	maxconn 40000
+	maxconn 4000
 	log stderr format raw local0 emerg
 defaults
 	mode tcp
