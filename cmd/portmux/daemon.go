@@ -163,7 +163,7 @@ func (d *daemon) closePortsLocked() {
 func (d *daemon) openPort(lc *ListenerConfig) (*port, error) {
 	ln := d.takeInherited(lc.Listen)
 	if ln == nil {
-		var lcfg net.ListenConfig
+		lcfg := net.ListenConfig{KeepAlive: -1} // see dialBackend
 		if lc.ReusePort {
 			lcfg.Control = reusePort
 		}
@@ -407,7 +407,10 @@ func (d *daemon) track(c net.Conn) func() {
 // front of us, if there was one). It counts dial failures.
 func (d *daemon) dialBackend(c *mux.Conn, listener string, rc *RouteConfig, addr string) (net.Conn, bool) {
 	timeout := rc.DialTimeout.or(defaultDialTimeout)
-	b, err := net.DialTimeout("tcp", addr, timeout)
+	// No TCP keepalive probes (three setsockopt calls a connection): the
+	// relay's idle timeout ends dead connections.
+	dialer := net.Dialer{Timeout: timeout, KeepAlive: -1}
+	b, err := dialer.Dial("tcp", addr)
 	if err != nil {
 		outcome := "dial_error"
 		var ne net.Error

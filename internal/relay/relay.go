@@ -1,6 +1,6 @@
 // Package relay copies bytes both ways between two connections, as a TCP
-// proxy does: with half-close, an idle timeout, live byte counts, and, when
-// both ends are TCP sockets, through the kernel (splice on Linux).
+// proxy does: with half-close, an idle timeout, live byte counts, and, for
+// bulk transfers between TCP sockets, through the kernel (splice on Linux).
 //
 // It imports nothing of ours: a connection that replays bytes it read
 // ahead (a *mux.Conn) is recognised by its Buffered and NetConn methods.
@@ -28,8 +28,10 @@ var ErrIdle = errors.New("relay: idle timeout")
 // once.
 type Relay struct {
 	// IdleTimeout ends the relay when no byte moved either way for this
-	// long (detected within twice this); a direction that is quiet while
-	// the other flows does not end it. Zero means no idle timeout.
+	// long (detected within about twice this); a direction that is quiet
+	// while the other flows does not end it. A destination that takes
+	// less than one copy step (16 KiB, or Chunk once spliced) in this
+	// long counts as idle too. Zero means no idle timeout.
 	IdleTimeout time.Duration
 
 	// Chunk bounds one copy step; if zero, DefaultChunk (1 MiB).
@@ -106,11 +108,25 @@ type session struct {
 	conns [2][2]net.Conn  // per direction: dst, src
 	last  [2]atomic.Int64 // unix nanos of the last step that moved bytes
 	done  [2]atomic.Bool  // the direction's source ended
+	ended atomic.Int32    // how many directions ended their stream
 	asked [2]atomic.Bool  // the other direction asks this one to judge
 }
 
-// pipe copies one direction (0: client to backend, 1: back) in steps
-// until its source ends, then closes its destination's write side.
+// bufSize is the buffer of a direction's copy while its messages are
+// small; a read that fills it switches the direction to splice.
+const bufSize = 16 << 10
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
+
+// pipe copies one direction (0: client to backend, 1: back) until its
+// source ends, then closes its destination's write side. Like HAProxy's
+// splice-auto, it starts with read and write through a pooled buffer,
+// which costs no more system calls than splice for small messages and
+// needs no pipe; once a read fills the buffer (bulk), it copies in spliced
+// steps of Chunk bytes. Only reads have deadlines, re-armed at most every
+// quarter of IdleTimeout: a write that timed out would lose the bytes
+// already taken from the source, so writes block (backpressure) until the
+// idle logic gives up on the relay as a whole.
 func (s *session) pipe(n *atomic.Int64, dir int) error {
 	dst, src := s.conns[dir][0], s.conns[dir][1]
 	other := 1 - dir
@@ -119,13 +135,45 @@ func (s *session) pipe(n *atomic.Int64, dir int) error {
 		chunk = DefaultChunk
 	}
 	idle := s.r.IdleTimeout
-	for {
-		began := time.Now()
-		if idle > 0 {
-			src.SetReadDeadline(began.Add(idle))
-			dst.SetWriteDeadline(began.Add(idle))
+	bufp := bufPool.Get().(*[]byte)
+	defer func() {
+		if bufp != nil {
+			bufPool.Put(bufp)
 		}
-		m, err := io.Copy(dst, io.LimitReader(src, chunk))
+	}()
+	var armed time.Time
+	for {
+		if idle > 0 {
+			if now := time.Now(); now.Sub(armed) > idle/4 {
+				armed = now
+				src.SetReadDeadline(now.Add(idle))
+			}
+		}
+		var m int64
+		var err error
+		ended := false
+		if bufp != nil {
+			buf := *bufp
+			r, rerr := src.Read(buf)
+			if r > 0 {
+				w, werr := dst.Write(buf[:r])
+				m = int64(w)
+				if werr != nil {
+					rerr = werr
+				}
+				if r == len(buf) && werr == nil {
+					bufPool.Put(bufp) // bulk: splice from here on
+					bufp = nil
+				}
+			}
+			err = rerr
+			if errors.Is(err, io.EOF) {
+				err, ended = nil, true
+			}
+		} else {
+			m, err = io.Copy(dst, io.LimitReader(src, chunk))
+			ended = err == nil && m < chunk
+		}
 		now := time.Now()
 		if m > 0 {
 			n.Add(m)
@@ -133,28 +181,39 @@ func (s *session) pipe(n *atomic.Int64, dir int) error {
 			s.asked[dir].Store(false)
 		}
 		switch {
-		case err == nil && m == chunk:
+		case err == nil && !ended:
 			continue
 		case err == nil:
 			// src ended its stream: pass the end on, keep the other way.
+			// The second end needs no shutdown(2): both sockets are read
+			// to EOF, so the close that follows sends the FIN.
 			s.done[dir].Store(true)
-			closeWrite(dst)
+			if s.ended.Add(1) == 1 {
+				closeWrite(dst)
+			}
 			return nil
 		case errors.Is(err, os.ErrDeadlineExceeded) && idle > 0:
+			began := armed
+			armed = time.Time{} // re-arm: the deadline passed, or was set to now
 			quietFor := func(d int) time.Duration { return now.Sub(time.Unix(0, s.last[d].Load())) }
+			asked := s.asked[dir].Swap(false)
 			if m > 0 || quietFor(dir) < idle || quietFor(other) < idle {
 				continue
 			}
 			// Both quiet as far as this direction knows.
 			interrupted := now.Sub(began) < idle
-			if s.done[other].Load() || s.asked[dir].Swap(false) && interrupted {
+			if s.done[other].Load() || asked && interrupted {
 				return ErrIdle
 			}
-			// The other's running step may have moved bytes: stop it so
-			// that it judges with its own count.
+			if s.asked[other].Load() {
+				// Asked a whole IdleTimeout ago and never back: it is
+				// blocked writing to a peer that takes nothing.
+				return ErrIdle
+			}
+			// The other's running step may have moved bytes: stop its
+			// read so that it judges with its own count.
 			s.asked[other].Store(true)
 			s.conns[other][1].SetReadDeadline(now)
-			s.conns[other][0].SetWriteDeadline(now)
 			continue
 		}
 		return err

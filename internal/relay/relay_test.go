@@ -156,3 +156,21 @@ func TestResetEndsBoth(t *testing.T) {
 		t.Errorf("client still open")
 	}
 }
+
+// TestStuckWriterIdles: a backend that reads nothing while the client
+// fills every buffer makes the relay idle: the copy blocked in its write
+// moves no byte, and the relay ends instead of holding both forever.
+func TestStuckWriterIdles(t *testing.T) {
+	client, _, done, _ := setup(t, &Relay{IdleTimeout: 300 * time.Millisecond}, nil)
+	go func() {
+		chunk := make([]byte, 64<<10)
+		for {
+			if _, err := client.Write(chunk); err != nil {
+				return
+			}
+		}
+	}()
+	if err := <-done; !errors.Is(err, ErrIdle) {
+		t.Errorf("Run: %v; want ErrIdle", err)
+	}
+}
