@@ -44,6 +44,10 @@ if [[ ${SUMMARIZE_ONLY:-} != 1 ]]; then
 		go test -run '^$' -bench 'Loopback' -benchmem -benchtime "${LOOPBACK_N}x" -count 1 ./bench/ >>"$raw"
 		go test -run '^$' -bench 'SilentConns' -benchtime 1x -count 1 ./bench/ >>"$raw"
 		go test -run '^$' -bench 'H2load' -benchtime "${H2LOAD_N}x" -count 1 ./bench/ >>"$raw"
+		# The WebSocket bridge against plain TCP, sub-benchmarks renamed
+		# to size=/impl= keys for benchstat's columns.
+		go test -run '^$' -bench 'Flow' -benchmem -benchtime "$BENCHTIME" -count 1 ./wsbridge/ |
+			sed -E 's#^BenchmarkFlow/([0-9]+KiB)/([A-Za-z]+)#BenchmarkFlow/size=\1/impl=\2#' >>"$raw"
 	done
 	elapsed=$(($(date +%s) - start))
 	echo "$elapsed" >"$out/latest-elapsed.txt"
@@ -67,6 +71,9 @@ elapsed=$(cat "$out/latest-elapsed.txt" 2>/dev/null || echo '?')
 	echo
 	echo "## BenchmarkH2load: h2load, $H2LOAD_N requests over 4 h2c connections x 10 streams, x $ROUNDS rounds"
 	benchstat -filter '.name:H2load' -col '/impl@(bare portmux cmux)' "$raw"
+	echo
+	echo "## BenchmarkFlow (wsbridge): messages echoed through the WebSocket bridge vs plain TCP to the same echo backend"
+	benchstat -filter '.name:Flow' -col '/impl@(plainTCP bridge connEcho)' "$raw"
 } | tee "$out/latest.txt"
 
 # Markdown: medians of each metric per variant, and ratios.
@@ -86,7 +93,7 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 	echo "Medians over the rounds. For time and allocations, a ratio below 1 means"
 	echo "portmux costs less; for conns/s and req/s, above 1 means portmux is faster."
 	echo "\`cmux\` uses HTTP1Fast for the HTTP/1 route, \`cmux-http1\` uses HTTP1."
-	echo "baseline is \`nomux\` (ConnPath) or \`bare\` (Loopback)."
+	echo "baseline is \`nomux\` (ConnPath), \`bare\` (Loopback, H2load) or \`plainTCP\` (Flow, where the portmux column is the WebSocket bridge)."
 	echo "proc-cpu-us/conn is user+system CPU of the whole process (client and server);"
 	echo "server-cpu-us/req (H2load) is the server's alone, h2load being another process."
 	echo "B/conn-over-held is heap + stack per silent connection beyond the sockets' own cost."
@@ -94,7 +101,7 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 	echo "| benchmark | metric | portmux | cmux | cmux-http1 | baseline | portmux/cmux | portmux/cmux-http1 | portmux/baseline |"
 	echo "|---|---|--:|--:|--:|--:|--:|--:|--:|"
 	# Each result line: name, iterations, then value-unit pairs.
-	awk 'BEGIN { rank["conns/s"] = 1; rank["ns/op"] = 2; rank["proc-cpu-us/conn"] = 3; rank["allocs/op"] = 4; rank["B/conn-over-held"] = 5; rank["req/s"] = 6; rank["server-cpu-us/req"] = 7 }
+	awk 'BEGIN { rank["conns/s"] = 1; rank["ns/op"] = 2; rank["proc-cpu-us/conn"] = 3; rank["allocs/op"] = 4; rank["B/conn-over-held"] = 5; rank["req/s"] = 6; rank["server-cpu-us/req"] = 7; rank["msgs/s"] = 8; rank["MB/s"] = 9 }
 	$1 ~ /^Benchmark/ {
 		name = $1; sub(/-[0-9]+$/, "", name)
 		impl = name; sub(/.*\/impl=/, "", impl); sub(/\/.*/, "", impl)
@@ -133,7 +140,8 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 			split(rk[r], f, SUBSEP)
 			sub(/^[0-9]+ /, "", f[3])
 			p = med[rk[r] SUBSEP "portmux"]; c = med[rk[r] SUBSEP "cmux"]; h = med[rk[r] SUBSEP "cmux-http1"]
-			b = med[rk[r] SUBSEP "nomux"]; if (b == "") b = med[rk[r] SUBSEP "bare"]
+			if (p == "") p = med[rk[r] SUBSEP "bridge"]
+			b = med[rk[r] SUBSEP "nomux"]; if (b == "") b = med[rk[r] SUBSEP "bare"]; if (b == "") b = med[rk[r] SUBSEP "plainTCP"]
 			printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", f[2], f[3], fmtv(p), fmtv(c), fmtv(h), fmtv(b), ratio(p, c), ratio(p, h), ratio(p, b)
 		}
 	}'
