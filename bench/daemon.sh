@@ -19,7 +19,9 @@
 # ...), ROUNDS times; the summary gives medians with min-max and ratios to
 # direct. The load tool, the proxies and the backends share the machine.
 #
-# Output: bench/results/daemon.md (Markdown) and bench/results/daemon-raw.txt.
+# Output: bench/results/daemon.md (Markdown), bench/results/daemon-raw.txt
+# (a line per run) and bench/results/daemon-bench.txt (the same in
+# benchstat's format: benchstat -col /impl bench/results/daemon-bench.txt).
 #
 # Knobs (environment):
 #   ROUNDS    rounds, default 5
@@ -131,6 +133,7 @@ run() {
 }
 
 : >"$raw"
+printf 'goos: linux\ngoarch: %s\npkg: github.com/portmux/portmux/bench/daemon\n' "$(go env GOARCH)" >"$out/daemon-bench.txt"
 start=$(date +%s)
 for i in $(seq "$ROUNDS"); do
 	for test in conn keepalive bulk; do
@@ -140,6 +143,10 @@ for i in $(seq "$ROUNDS"); do
 			echo "round $i/$ROUNDS: $test ${v%%:*}" >&2
 			read -r rate errs < <(run "$test" "${v#*:}")
 			echo "test=$test round=$i impl=${v%%:*} rate=$rate errors=$errs" >>"$raw"
+			unit=conns/s
+			[[ $test == keepalive ]] && unit=req/s
+			[[ $test == bulk ]] && unit=MB/s
+			echo "BenchmarkDaemon/test=$test/impl=${v%%:*} 1 $rate $unit" >>"$out/daemon-bench.txt"
 			sleep 0.5
 		done
 	done
