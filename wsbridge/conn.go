@@ -100,9 +100,14 @@ var (
 	// ErrClosed: the connection is closing or closed; no more messages
 	// can be sent. A *CloseError matches it with errors.Is.
 	ErrClosed = errors.New("wsbridge: connection closed")
-	// ErrInvalidUTF8: WriteMessage was given a Text message that is not
-	// UTF-8 (RFC 6455 §5.6).
-	ErrInvalidUTF8 = errors.New("wsbridge: text message is not valid UTF-8")
+	// ErrInvalidUTF8: WriteMessage was given a Text message, or CloseWith
+	// a reason, that is not UTF-8 (RFC 6455 §5.6, §5.5.1).
+	ErrInvalidUTF8 = errors.New("wsbridge: text is not valid UTF-8")
+	// ErrInvalidCloseCode: CloseWith was given a code that may not be
+	// sent (RFC 6455 §7.4.1): 1005 asks for an empty body, but 1006,
+	// 1015 and the undefined codes below 3000 (and any above 4999) may not
+	// appear on the wire.
+	ErrInvalidCloseCode = errors.New("wsbridge: close code may not be sent")
 	// ErrCloseTimeout: the peer did not answer the close frame in time.
 	ErrCloseTimeout = errors.New("wsbridge: no close frame in reply")
 )
@@ -367,12 +372,25 @@ func truncateUTF8(s string, n int) string {
 }
 
 // CloseWith starts the closing handshake with code and reason (at most
-// 123 bytes; longer is cut): it sends the close frame, after which
+// 123 bytes; longer is cut at a rune boundary): it sends the close frame,
+// after which
 // WriteMessage returns ErrClosed, and a ReadMessage running in another
 // goroutine returns within CloseTimeout, with the peer's answer as a
 // *CloseError or ErrCloseTimeout. It does not close the connection: call
 // Close after. Only the first close frame is sent; later calls do nothing.
+//
+// The code must be one a peer may send (1000-1003, 1007-1014, 3000-4999),
+// or CloseNoStatus for a close frame without a body (the reason is then
+// dropped); otherwise CloseWith sends nothing and returns
+// ErrInvalidCloseCode. A reason that is not UTF-8 is refused with
+// ErrInvalidUTF8 (RFC 6455 §5.5.1).
 func (c *Conn) CloseWith(code CloseCode, reason string) error {
+	if code != CloseNoStatus && !validCloseCode(code) {
+		return fmt.Errorf("%w: %d", ErrInvalidCloseCode, code)
+	}
+	if !utf8.ValidString(reason) {
+		return ErrInvalidUTF8
+	}
 	_, err := c.sendClose(code, reason)
 	return err
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"testing"
@@ -176,5 +177,54 @@ func TestUTF8Stream(t *testing.T) {
 			bytesOf = append(bytesOf, in[i:i+1])
 		}
 		check(bytesOf...)
+	}
+}
+
+// TestCloseWithCodes: CloseWith puts on the wire only the codes a peer may
+// send (RFC 6455 §7.4.1) and UTF-8 reasons (§5.5.1); anything else is
+// refused with nothing sent, and Close then sends its 1000.
+func TestCloseWithCodes(t *testing.T) {
+	tests := []struct {
+		code   CloseCode
+		reason string
+		err    error
+		wire   CloseCode
+	}{
+		{CloseNormal, "bye", nil, CloseNormal},
+		{CloseBadGateway, "", nil, CloseBadGateway},
+		{3000, "", nil, 3000},
+		{4999, "x", nil, 4999},
+		{CloseNoStatus, "dropped", nil, CloseNoStatus},
+		{CloseAbnormal, "x", ErrInvalidCloseCode, CloseNormal},
+		{1015, "x", ErrInvalidCloseCode, CloseNormal},
+		{0, "x", ErrInvalidCloseCode, CloseNormal},
+		{999, "x", ErrInvalidCloseCode, CloseNormal},
+		{1004, "x", ErrInvalidCloseCode, CloseNormal},
+		{2000, "x", ErrInvalidCloseCode, CloseNormal},
+		{2999, "x", ErrInvalidCloseCode, CloseNormal},
+		{5000, "x", ErrInvalidCloseCode, CloseNormal},
+		{4000, "bad \xff\xfe", ErrInvalidUTF8, CloseNormal},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%d/%q", tt.code, tt.reason), func(t *testing.T) {
+			got := make(chan error, 1)
+			addr := connServer(t, &Upgrader{}, func(c *Conn) {
+				got <- c.CloseWith(tt.code, tt.reason)
+				c.Close()
+			})
+			rc := dialRaw(t, addr)
+			rc.upgrade("/", nil)
+			code, reason := rc.expectClose()
+			rc.send(closeFrame(CloseNormal, ""))
+			if err := <-got; !errors.Is(err, tt.err) || (err == nil) != (tt.err == nil) {
+				t.Errorf("CloseWith(%d, %q): %v; want %v", tt.code, tt.reason, err, tt.err)
+			}
+			if code != tt.wire {
+				t.Errorf("close frame carries %d; want %d", code, tt.wire)
+			}
+			if !utf8.ValidString(reason) {
+				t.Errorf("close reason %q is not UTF-8", reason)
+			}
+		})
 	}
 }
