@@ -227,12 +227,7 @@ func (b *Bridge) copyToClient(c *Conn, be net.Conn) error {
 			}
 			if send > 0 {
 				if werr := c.writeData(op, buf[:maxHeader+send], &cw); werr != nil {
-					if !errors.Is(werr, ErrClosed) {
-						// A write that timed out leaves a partial frame:
-						// the client connection is beyond use.
-						c.nc.Close()
-					}
-					return werr
+					return werr // a failed write closed the client connection
 				}
 			}
 			carry = copy(buf[maxHeader:], buf[maxHeader+send:end])
@@ -273,6 +268,9 @@ func (c *Conn) writeData(op MessageType, frame []byte, cw *appendWriter) error {
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if c.werr != nil {
+		return c.werr
+	}
 	if c.closeSent {
 		return ErrClosed
 	}

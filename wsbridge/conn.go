@@ -169,9 +169,13 @@ type Conn struct {
 	// Write side: under wmu.
 	wmu       sync.Mutex
 	closeSent bool
-	whdr      [maxHeader + maxControl]byte
-	wbuf      []byte
-	cbuf      appendWriter
+	// werr is the first failed or short write. It leaves a partial frame
+	// behind, so the stream is beyond use: nc is closed and every later
+	// write returns werr, rather than putting a frame inside the broken one.
+	werr error
+	whdr [maxHeader + maxControl]byte
+	wbuf []byte
+	cbuf appendWriter
 
 	closeOnce sync.Once
 	closeErr  error
@@ -248,7 +252,9 @@ func (c *Conn) ReadMessage(dst []byte) (MessageType, []byte, error) {
 // WriteMessage sends p as one message of type t, compressed when
 // permessage-deflate was negotiated and p has 128 bytes or more. A Text
 // message must be valid UTF-8. The write is bounded by WriteTimeout. After
-// a close frame was sent it returns ErrClosed.
+// a close frame was sent it returns ErrClosed. A write that fails or times
+// out may leave part of a frame on the wire, so it closes the connection,
+// and every later write (and the close frame) returns the same error.
 func (c *Conn) WriteMessage(t MessageType, p []byte) error {
 	if t != Text && t != Binary {
 		return fmt.Errorf("wsbridge: cannot send a message of type %v", t)
@@ -258,6 +264,9 @@ func (c *Conn) WriteMessage(t MessageType, p []byte) error {
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if c.werr != nil {
+		return c.werr
+	}
 	if c.closeSent {
 		return ErrClosed
 	}
@@ -277,11 +286,24 @@ func (c *Conn) WriteMessage(t MessageType, p []byte) error {
 		return c.writeFrameLocked(byte(t), false, c.wbuf[:maxHeader+n], maxHeader)
 	}
 	h := putHeader(c.whdr[:], byte(t), false, len(p))
-	if _, err := c.nc.Write(c.whdr[:h]); err != nil {
+	if err := c.writeLocked(c.whdr[:h]); err != nil {
 		return err
 	}
-	_, err := c.nc.Write(p)
-	return err
+	return c.writeLocked(p)
+}
+
+// writeLocked writes p to the connection; c.wmu is held and the write
+// deadline set. A failed write makes the connection unusable (see werr).
+func (c *Conn) writeLocked(p []byte) error {
+	if c.werr != nil {
+		return c.werr
+	}
+	if _, err := c.nc.Write(p); err != nil {
+		c.werr = err
+		c.nc.Close()
+		return err
+	}
+	return nil
 }
 
 // putHeader writes a final server frame header (no mask) for a payload of
@@ -315,31 +337,36 @@ func (c *Conn) writeFrameLocked(op byte, rsv1 bool, frame []byte, off int) error
 	n := putHeader(h[:], op, rsv1, len(frame)-off)
 	start := off - n
 	copy(frame[start:off], h[:n])
-	_, err := c.nc.Write(frame[start:])
-	return err
+	return c.writeLocked(frame[start:])
 }
 
 // writeControl sends a ping or pong unless a close frame was sent.
 func (c *Conn) writeControl(op byte, p []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if c.werr != nil {
+		return c.werr
+	}
 	if c.closeSent {
 		return nil
 	}
 	c.nc.SetWriteDeadline(time.Now().Add(c.writeTO))
 	n := putHeader(c.whdr[:], op, false, len(p))
 	n += copy(c.whdr[n:], p)
-	_, err := c.nc.Write(c.whdr[:n])
-	return err
+	return c.writeLocked(c.whdr[:n])
 }
 
 // sendClose sends a close frame with code and reason, once; the first
 // call wins and later ones report false. A code of CloseNoStatus sends
 // an empty body. It arms the close deadline: a reader then waits at most
-// CloseTimeout for the peer's answer.
+// CloseTimeout for the peer's answer. After a failed write it sends
+// nothing and returns that write's error.
 func (c *Conn) sendClose(code CloseCode, reason string) (bool, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if c.werr != nil {
+		return false, c.werr
+	}
 	if c.closeSent {
 		return false, nil
 	}
@@ -356,8 +383,7 @@ func (c *Conn) sendClose(code CloseCode, reason string) (bool, error) {
 	c.nc.SetWriteDeadline(time.Now().Add(c.writeTO))
 	h := putHeader(c.whdr[:], opClose, false, n)
 	h += copy(c.whdr[h:], body[:n])
-	_, err := c.nc.Write(c.whdr[:h])
-	return true, err
+	return true, c.writeLocked(c.whdr[:h])
 }
 
 // truncateUTF8 shortens s to at most n bytes without splitting a rune.
@@ -441,7 +467,9 @@ func (c *Conn) fail(err error) error {
 	}
 	var ce *CloseError
 	if errors.As(err, &ce) && !ce.Remote {
-		if sent, _ := c.sendClose(ce.Code, ce.Reason); !sent {
+		// A write that failed keeps err: it says why we ended, and the
+		// connection is closed already.
+		if sent, werr := c.sendClose(ce.Code, ce.Reason); !sent && werr == nil {
 			// We had closed already: the peer's answer did not come.
 			err = ErrClosed
 		}

@@ -228,3 +228,50 @@ func TestCloseWithCodes(t *testing.T) {
 		})
 	}
 }
+
+// TestConnWriteTimeoutIsSticky, on fake time: a write that times out
+// halfway through a frame closes the connection, so that nothing (a later
+// message, a pong, the close frame) lands inside the partial frame, and
+// later writes report the same error.
+func TestConnWriteTimeoutIsSticky(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv, cli := net.Pipe()
+		defer cli.Close()
+		errs := make(chan [2]error, 1)
+		closed := make(chan error, 1)
+		go func() {
+			c, err := (&Upgrader{WriteTimeout: time.Second}).Upgrade(srv)
+			if err != nil {
+				errs <- [2]error{err, err}
+				return
+			}
+			first := c.WriteMessage(Binary, make([]byte, 64<<10))
+			errs <- [2]error{first, c.WriteMessage(Text, []byte("next"))}
+			closed <- c.Close()
+		}()
+		rc := &rawClient{t: t, c: cli, br: bufio.NewReader(cli)}
+		rc.upgrade("/", nil)
+		// Read the header and a little payload, then stop reading.
+		h, err := ws.ReadHeader(rc.br)
+		if err != nil || h.Length != 64<<10 {
+			t.Fatalf("header %+v, %v", h, err)
+		}
+		if _, err := io.ReadFull(rc.br, make([]byte, 100)); err != nil {
+			t.Fatal(err)
+		}
+		e := <-errs
+		if !isTimeout(e[0]) {
+			t.Errorf("WriteMessage: %v; want a timeout", e[0])
+		}
+		if e[1] != e[0] {
+			t.Errorf("WriteMessage after the timeout: %v; want %v", e[1], e[0])
+		}
+		// What the client still reads must be part of the broken frame's
+		// payload (zeros) and nothing else: no frame inside it.
+		rest, _ := io.ReadAll(rc.br)
+		if i := bytes.IndexFunc(rest, func(r rune) bool { return r != 0 }); i >= 0 {
+			t.Errorf("after the partial frame the client read % x", rest[i:])
+		}
+		<-closed
+	})
+}
