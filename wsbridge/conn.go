@@ -137,12 +137,15 @@ type Conn struct {
 	writeTO time.Duration
 	closeTO time.Duration
 
-	// Read side: owned by the one reading goroutine.
+	// Read side: owned by whoever holds rlock (a token in a channel, so
+	// that waiting for it is durably blocking under testing/synctest):
+	// ReadMessage, or Close when it drains the stream itself. The bridge
+	// owns it without the lock, as its Conn never leaves it.
+	rlock    chan struct{}
 	rb       []byte
 	r, w     int
 	lastRecv time.Time
 	pinged   bool
-	reading  atomic.Bool
 	readErr  error
 
 	frameRemain int64
@@ -192,6 +195,7 @@ func newConn(nc net.Conn, u *Upgrader, req *Request, hs negotiated, rb []byte, n
 		idle:     u.idleTimeout(),
 		writeTO:  u.writeTimeout(),
 		closeTO:  u.closeTimeout(),
+		rlock:    make(chan struct{}, 1),
 		rb:       rb,
 		w:        n,
 		lastRecv: time.Now(),
@@ -230,8 +234,8 @@ func (c *Conn) NetConn() net.Conn { return c.nc }
 // returns a *CloseError without Remote. After an error every call returns
 // the same error; then call Close.
 func (c *Conn) ReadMessage(dst []byte) (MessageType, []byte, error) {
-	c.reading.Store(true)
-	defer c.reading.Store(false)
+	c.rlock <- struct{}{}
+	defer func() { <-c.rlock }()
 	dst = dst[:0]
 	op, err := c.nextMessage()
 	if err != nil {
@@ -424,23 +428,28 @@ func (c *Conn) CloseWith(code CloseCode, reason string) error {
 // Close sends close 1000 if no close frame was sent yet and closes the
 // connection. When no ReadMessage is running, it first waits up to
 // CloseTimeout for the peer's close frame (discarding messages), so that
-// the peer sees a clean close and not a reset. It is safe to call more
-// than once and from any goroutine; a ReadMessage running meanwhile
-// returns an error.
+// the peer sees a clean close and not a reset; a ReadMessage called
+// meanwhile waits for that and returns the error that ended it. It is
+// safe to call more than once and from any goroutine; a ReadMessage
+// running meanwhile returns an error.
 func (c *Conn) Close() error {
 	c.closeOnce.Do(func() {
 		c.sendClose(CloseNormal, "")
-		if c.reading.Load() {
+		select {
+		case c.rlock <- struct{}{}:
+		default:
+			// A reader is running: closing nc ends its wait.
 			c.closeErr = c.nc.Close()
 			return
 		}
+		defer func() { <-c.rlock }()
 		c.shutdown()
 	})
 	return c.closeErr
 }
 
 // shutdown closes the connection after our close frame was sent, from the
-// reading goroutine. If the frame stream is intact it reads on until the
+// goroutine that owns the read side. If the frame stream is intact it reads on until the
 // peer's close frame, within the close deadline; if not (a protocol
 // error) it half-closes and drains raw bytes for what is left of the
 // deadline, so that the peer reads our close frame rather than a reset.

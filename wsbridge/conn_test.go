@@ -275,3 +275,57 @@ func TestConnWriteTimeoutIsSticky(t *testing.T) {
 		<-closed
 	})
 }
+
+// TestConnCloseBetweenReads, on fake time: Close called from another
+// goroutine while the handler is between two ReadMessage calls drains the
+// stream itself; the handler's next ReadMessage must wait for it and
+// report the end, not read frames at the same time (a data race on the
+// read side, which -race reports, and messages taken from under Close).
+func TestConnCloseBetweenReads(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv, cli := net.Pipe()
+		defer cli.Close()
+		conns := make(chan *Conn, 1)
+		again := make(chan struct{})
+		second := make(chan error, 1)
+		go func() {
+			c, err := (&Upgrader{}).Upgrade(srv)
+			if err != nil {
+				second <- err
+				return
+			}
+			if _, _, err := c.ReadMessage(nil); err != nil {
+				second <- err
+				return
+			}
+			conns <- c
+			<-again
+			_, p, err := c.ReadMessage(nil)
+			if err == nil {
+				err = fmt.Errorf("got message %q", p)
+			}
+			second <- err
+		}()
+		rc := &rawClient{t: t, c: cli, br: bufio.NewReader(cli)}
+		rc.upgrade("/", nil)
+		rc.send(frame(true, ws.OpText, []byte("one")))
+		c := <-conns
+		closed := make(chan error, 1)
+		go func() { closed <- c.Close() }()
+		if code, _ := rc.expectClose(); code != CloseNormal {
+			t.Errorf("close %d; want 1000", code)
+		}
+		synctest.Wait() // Close is reading, waiting for the answer
+		close(again)
+		synctest.Wait() // and so is the handler's second ReadMessage
+		rc.send(frame(true, ws.OpText, []byte("two")), frame(true, ws.OpText, []byte("three")))
+		rc.send(closeFrame(CloseNormal, ""))
+		var ce *CloseError
+		if err := <-second; !errors.As(err, &ce) || !ce.Remote || ce.Code != CloseNormal {
+			t.Errorf("second ReadMessage: %v; want the peer's close 1000", err)
+		}
+		if err := <-closed; err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+}
