@@ -141,12 +141,10 @@ type Conn struct {
 	// that waiting for it is durably blocking under testing/synctest):
 	// ReadMessage, or Close when it drains the stream itself. The bridge
 	// owns it without the lock, as its Conn never leaves it.
-	rlock    chan struct{}
-	rb       []byte
-	r, w     int
-	lastRecv time.Time
-	pinged   bool
-	readErr  error
+	rlock   chan struct{}
+	rb      []byte
+	r, w    int
+	readErr error
 
 	frameRemain int64
 	frameFin    bool
@@ -198,7 +196,6 @@ func newConn(nc net.Conn, u *Upgrader, req *Request, hs negotiated, rb []byte, n
 		rlock:    make(chan struct{}, 1),
 		rb:       rb,
 		w:        n,
-		lastRecv: time.Now(),
 	}
 	c.raw.c = c
 	return c
@@ -490,11 +487,17 @@ func (c *Conn) fail(err error) error {
 // readSome reads at least one byte into rb[w:], keeping the keepalive:
 // the read deadline is the next ping or the idle limit, whichever is due,
 // and never past the close deadline.
+//
+// Both are counted from when this read began waiting, which is when the
+// last bytes came unless the caller was busy (a handler between two
+// ReadMessage calls, the bridge blocked on a slow backend): time the
+// client's bytes sat unread is not the client's silence.
 func (c *Conn) readSome() error {
+	since, pinged := time.Now(), false
 	for {
-		dl := c.lastRecv.Add(c.idle)
-		if c.ping > 0 && !c.pinged {
-			dl = c.lastRecv.Add(c.ping)
+		dl := since.Add(c.idle)
+		if c.ping > 0 && !pinged {
+			dl = since.Add(c.ping)
 		}
 		c.nc.SetReadDeadline(dl)
 		if at := c.closeAt.Load(); at != 0 && at < dl.UnixNano() {
@@ -504,8 +507,6 @@ func (c *Conn) readSome() error {
 		n, err := c.nc.Read(c.rb[c.w:])
 		c.w += n
 		if n > 0 {
-			c.lastRecv = time.Now()
-			c.pinged = false
 			return nil
 		}
 		var ne net.Error
@@ -518,11 +519,11 @@ func (c *Conn) readSome() error {
 		if at := c.closeAt.Load(); at != 0 && now.UnixNano() >= at {
 			return ErrCloseTimeout
 		}
-		if now.Sub(c.lastRecv) >= c.idle {
+		if now.Sub(since) >= c.idle {
 			return localClose(CloseGoingAway, "idle timeout")
 		}
-		if c.ping > 0 && !c.pinged && now.Sub(c.lastRecv) >= c.ping {
-			c.pinged = true
+		if c.ping > 0 && !pinged && now.Sub(since) >= c.ping {
+			pinged = true
 			if err := c.writeControl(opPing, nil); err != nil {
 				return err
 			}

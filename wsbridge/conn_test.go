@@ -329,3 +329,40 @@ func TestConnCloseBetweenReads(t *testing.T) {
 		}
 	})
 }
+
+// TestConnIdleWhileBusy, on fake time: a handler that spends longer than
+// IdleTimeout between two ReadMessage calls still gets the message the
+// client sent meanwhile; the client was not idle, the handler was busy.
+func TestConnIdleWhileBusy(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv, cli := net.Pipe()
+		defer cli.Close()
+		got := make(chan error, 1)
+		go func() {
+			c, err := (&Upgrader{IdleTimeout: 10 * time.Second, PingInterval: -1}).Upgrade(srv)
+			if err != nil {
+				got <- err
+				return
+			}
+			defer c.Close()
+			if _, _, err := c.ReadMessage(nil); err != nil {
+				got <- err
+				return
+			}
+			time.Sleep(20 * time.Second) // busy, e.g. a slow WriteMessage
+			_, p, err := c.ReadMessage(nil)
+			if err == nil && string(p) != "two" {
+				err = fmt.Errorf("got %q; want \"two\"", p)
+			}
+			got <- err
+		}()
+		rc := &rawClient{t: t, c: cli, br: bufio.NewReader(cli)}
+		rc.upgrade("/", nil)
+		rc.send(frame(true, ws.OpText, []byte("one")), frame(true, ws.OpText, []byte("two")))
+		if err := <-got; err != nil {
+			t.Errorf("second ReadMessage: %v", err)
+		}
+		go io.Copy(io.Discard, cli) // the close frame from Close
+		rc.send(closeFrame(CloseNormal, ""))
+	})
+}

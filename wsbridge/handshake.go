@@ -153,7 +153,10 @@ type Upgrader struct {
 	// IdleTimeout: a client that sends nothing, not even a pong, for this
 	// long is disconnected (close 1001). If zero, DefaultIdleTimeout
 	// (75 s), which lets a live client answer two pings. It cannot be
-	// disabled: with pings, only dead clients reach it.
+	// disabled: with pings, only dead clients reach it. Both clocks run
+	// only while the connection is being read (ReadMessage, or the bridge
+	// waiting for the client): time a busy handler spends between reads
+	// does not count as the client's silence.
 	IdleTimeout time.Duration
 	// WriteTimeout bounds each write to the client. If zero,
 	// DefaultWriteTimeout (30 s).
