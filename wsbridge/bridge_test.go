@@ -325,3 +325,23 @@ func TestBridgeBackpressure(t *testing.T) {
 }
 
 func proxyV2For(src, dst net.Addr) []byte { return proxyproto.AppendV2(nil, src, dst) }
+
+// TestBridgeTruncatedDeflate: a compressed message whose deflate data
+// ends mid-block is the client's bad data (1007), not a backend failure.
+func TestBridgeTruncatedDeflate(t *testing.T) {
+	addr, results := bridgeServer(t, &Bridge{Backend: echoBackend(t), Upgrader: Upgrader{Compression: true}})
+	rc := dialRaw(t, addr)
+	rc.upgrade("/", nil, "Sec-WebSocket-Extensions: permessage-deflate")
+	f := frame(true, ws.OpBinary, []byte{0x00, 100, 0, 155, 255, 'x'}) // a stored block promising 100 bytes
+	f[0] |= 0x40
+	rc.send(f)
+	if code, reason := rc.expectClose(); code != CloseInvalidPayload {
+		t.Errorf("close %d %q; want 1007", code, reason)
+	}
+	rc.send(closeFrame(CloseInvalidPayload, ""))
+	rc.c.Close() // the server is draining until our EOF
+	var ce *CloseError
+	if err := waitResult(t, results); !errors.As(err, &ce) || ce.Remote || ce.Code != CloseInvalidPayload {
+		t.Errorf("ServeConn: %v; want a local close 1007", err)
+	}
+}

@@ -1,7 +1,6 @@
 package wsbridge
 
 import (
-	"compress/flate"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -708,7 +707,7 @@ func (c *Conn) nextMessage() (MessageType, error) {
 	}
 	c.u8 = utf8Stream{}
 	if c.compressed {
-		c.raw.cur, c.raw.tail, c.inflateEOF = nil, 0, false
+		c.raw.cur, c.raw.tail, c.raw.err, c.inflateEOF = nil, 0, nil, false
 		if c.dbuf == nil {
 			c.dbuf = make([]byte, len(c.rb))
 		}
@@ -744,11 +743,16 @@ func (c *Conn) nextData() ([]byte, error) {
 	if err == io.EOF {
 		c.inflateEOF = true
 	} else if err != nil {
-		var ce flate.CorruptInputError
-		if errors.As(err, &ce) {
-			return nil, c.fail(localClose(CloseInvalidPayload, "corrupt deflate data"))
+		if c.raw.err != nil {
+			// The frame layer failed under the decompressor (a close
+			// frame, a protocol error, the network); flate passes such
+			// errors on, but turns io.EOF into io.ErrUnexpectedEOF.
+			return nil, c.readFailed(c.raw.err)
 		}
-		return nil, c.readFailed(err)
+		// Anything else is the decompressor's own verdict on the data:
+		// corrupt, or truncated (io.ErrUnexpectedEOF once the message
+		// and its tail ran out mid-block).
+		return nil, c.fail(localClose(CloseInvalidPayload, "corrupt deflate data"))
 	}
 	if n == 0 && c.inflateEOF {
 		return nil, c.endMessage()
@@ -825,7 +829,8 @@ func (c *Conn) readChunk() ([]byte, error) {
 type rawMsg struct {
 	c    *Conn
 	cur  []byte
-	tail int // 0 while the payload lasts, then past deflateTail
+	tail int   // 0 while the payload lasts, then past deflateTail
+	err  error // the frame layer's error, if it failed
 }
 
 // next refills cur; io.EOF when the payload and the tail are given out.
@@ -836,6 +841,7 @@ func (m *rawMsg) next() ([]byte, error) {
 			return p, nil
 		}
 		if err != io.EOF {
+			m.err = err
 			return nil, err
 		}
 		m.tail = 1 // the payload ended; the tail starts

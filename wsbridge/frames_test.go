@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/flate"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"testing"
@@ -200,6 +201,13 @@ func TestCompressedFrames(t *testing.T) {
 		{"deflate bomb", deflated(t, make([]byte, 1<<20)), ws.OpBinary, CloseMessageTooBig},
 		{"corrupt deflate", []byte{0xff, 0xff, 0xff, 0xff}, ws.OpBinary, CloseInvalidPayload},
 		{"text not UTF-8 after inflating", deflated(t, []byte("abc\xff")), ws.OpText, CloseInvalidPayload},
+		// Truncated deflate data: flate reports io.ErrUnexpectedEOF when
+		// the message ends mid-block; that is bad data too (RFC 7692 §8).
+		{"deflate cut mid-block", func() []byte {
+			z := deflated(t, bytes.Repeat([]byte("abcdefghij"), 100))
+			return z[:len(z)/2]
+		}(), ws.OpBinary, CloseInvalidPayload},
+		{"stored block cut short", []byte{0x00, 100, 0, 155, 255, 'x'}, ws.OpBinary, CloseInvalidPayload},
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {
@@ -211,9 +219,25 @@ func TestCompressedFrames(t *testing.T) {
 			if code, reason := rc.expectClose(); code != tt.code {
 				t.Errorf("close %d %q; want %d", code, reason, tt.code)
 			}
-			<-results
+			var ce *CloseError
+			if err := waitResult(t, results); !errors.As(err, &ce) || ce.Remote || ce.Code != tt.code {
+				t.Errorf("ReadMessage: %v; want a local close %d", err, tt.code)
+			}
 		})
 	}
+	// The network ending inside a compressed message is not bad data.
+	t.Run("connection ends mid-message", func(t *testing.T) {
+		rc := dialRaw(t, addr)
+		rc.upgrade("/", nil, ext)
+		f := frame(true, ws.OpBinary, deflated(t, bytes.Repeat([]byte("abcdefghij"), 100)))
+		f[0] |= 0x40
+		rc.send(f[:len(f)/2])
+		rc.c.(*net.TCPConn).CloseWrite()
+		var ce *CloseError
+		if err := waitResult(t, results); !errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &ce) {
+			t.Errorf("ReadMessage: %v; want io.ErrUnexpectedEOF", err)
+		}
+	})
 }
 
 func inflate(p []byte) ([]byte, error) {
