@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -94,7 +95,8 @@ func (b *Bridge) dialTimeout() time.Duration {
 //
 // It returns nil when the connection closed cleanly (a close frame from
 // the client, or EOF from the backend answered by the client's close),
-// a *HandshakeError if the handshake was refused, an error wrapping
+// ctx.Err() when ctx was canceled and the client did not answer the 1001
+// in time, a *HandshakeError if the handshake was refused, an error wrapping
 // ErrBackendUnreachable or ErrBackend, a local *CloseError when the
 // client broke the protocol or a limit, or the network error that ended
 // it.
@@ -137,11 +139,23 @@ func (b *Bridge) serve(ctx context.Context, c *Conn) error {
 		return fmt.Errorf("%w: %s: %w", ErrBackendUnreachable, b.Backend, err)
 	}
 	defer be.Close()
+	var canceled atomic.Bool // our 1001 for ctx was the close frame
+	stopped := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
-		c.sendClose(CloseGoingAway, "server shutting down")
+		defer close(stopped)
+		if sent, _ := c.sendClose(CloseGoingAway, "server shutting down"); sent {
+			canceled.Store(true)
+		}
 		be.SetReadDeadline(time.Now())
 	})
-	defer stop()
+	defer func() {
+		// stop does not wait for a callback already running, whose
+		// sendClose may wait for a write: wait for it, so that nothing
+		// of ServeConn outlives it.
+		if !stop() {
+			<-stopped
+		}
+	}()
 
 	out := make(chan error, 1)
 	go b.toClient(c, be, out)
@@ -169,6 +183,11 @@ func (b *Bridge) serve(ctx context.Context, c *Conn) error {
 	be.Close()
 	outErr := <-out
 	c.shutdown()
+	if canceled.Load() {
+		// We closed for ctx, and the client did not answer in time (or
+		// the connection failed meanwhile): report why we closed.
+		return ctx.Err()
+	}
 	if errors.Is(inErr, ErrCloseTimeout) && outErr != nil {
 		return outErr // we closed because the backend ended or failed
 	}

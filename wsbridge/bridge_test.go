@@ -1,6 +1,7 @@
 package wsbridge
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 	"unicode/utf8"
 
@@ -344,4 +346,34 @@ func TestBridgeTruncatedDeflate(t *testing.T) {
 	if err := waitResult(t, results); !errors.As(err, &ce) || ce.Remote || ce.Code != CloseInvalidPayload {
 		t.Errorf("ServeConn: %v; want a local close 1007", err)
 	}
+}
+
+// TestBridgeShutdownUnanswered, on fake time: when ctx is canceled and
+// the client never answers the 1001, ServeConn returns ctx's error after
+// CloseTimeout, not the backend read it interrupted to stop.
+func TestBridgeShutdownUnanswered(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv, cli := net.Pipe()
+		defer cli.Close()
+		beSrv, beCli := net.Pipe()
+		defer beCli.Close()
+		b := &Bridge{Backend: "backend:1", Dial: func(context.Context, string, string) (net.Conn, error) {
+			return beSrv, nil
+		}}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		done := make(chan error, 1)
+		go func() { done <- b.ServeConn(ctx, srv) }()
+		rc := &rawClient{t: t, c: cli, br: bufio.NewReader(cli)}
+		rc.upgrade("/", nil)
+		synctest.Wait()
+		cancel()
+		if code, _ := rc.expectClose(); code != CloseGoingAway {
+			t.Errorf("close %d; want 1001", code)
+		}
+		go io.Copy(io.Discard, rc.br) // read on, never answer
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Errorf("ServeConn: %v; want context.Canceled", err)
+		}
+	})
 }
