@@ -322,6 +322,8 @@ type negotiated struct {
 	key      string // Sec-WebSocket-Key
 	protocol string
 	deflate  bool
+	// deflateExt is the permessage-deflate response, when deflate.
+	deflateExt string
 }
 
 // parseError is a refusal found while parsing.
@@ -449,11 +451,11 @@ pick:
 		}
 	}
 	if u.Compression {
-		ok, err := acceptDeflate(h["Sec-Websocket-Extensions"])
+		ext, err := acceptDeflate(h["Sec-Websocket-Extensions"])
 		if err != nil {
 			return nil, hs, bad(err.Error())
 		}
-		hs.deflate = ok
+		hs.deflate, hs.deflateExt = ext != "", ext
 	}
 	return req, hs, nil
 }
@@ -541,7 +543,9 @@ func (u *Upgrader) appendAccept(b []byte, hs negotiated) []byte {
 		b = append(b, "\r\n"...)
 	}
 	if hs.deflate {
-		b = append(b, "Sec-WebSocket-Extensions: "+deflateResponse+"\r\n"...)
+		b = append(b, "Sec-WebSocket-Extensions: "...)
+		b = append(b, hs.deflateExt...)
+		b = append(b, "\r\n"...)
 	}
 	for k, vs := range u.Header {
 		switch textproto.CanonicalMIMEHeaderKey(k) {

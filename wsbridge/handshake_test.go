@@ -182,6 +182,9 @@ func TestHandshakeNegotiation(t *testing.T) {
 		{"no common protocol", "Sec-WebSocket-Protocol: v3", "", ""},
 		{"deflate", "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits", "", deflateResponse},
 		{"deflate, second offer", "Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=10, permessage-deflate", "", deflateResponse},
+		// RFC 7692 §7.1.2.1: an accepted server_max_window_bits is echoed.
+		{"server window 15 echoed", "Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=15", "", deflateResponse + "; server_max_window_bits=15"},
+		{"server window 15 in the second offer", "Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=10, permessage-deflate; server_max_window_bits=\"15\"; client_max_window_bits", "", deflateResponse + "; server_max_window_bits=15"},
 		{"small server window declined", "Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=10", "", ""},
 		{"unknown parameter declined", "Sec-WebSocket-Extensions: permessage-deflate; x=1", "", ""},
 		{"unknown extension", "Sec-WebSocket-Extensions: x-webkit-deflate-frame", "", ""},
