@@ -409,7 +409,10 @@ func (u *Upgrader) parse(head []byte) (*Request, negotiated, *parseError) {
 	}
 	switch v := h["Sec-Websocket-Version"]; {
 	case len(v) == 0:
-		return nil, hs, bad("missing Sec-WebSocket-Version")
+		// RFC 6455 §4.2.2: a 400 for a missing version names ours too.
+		pe := bad("missing Sec-WebSocket-Version")
+		pe.header = http.Header{"Sec-Websocket-Version": {"13"}}
+		return nil, hs, pe
 	case len(v) > 1 || v[0] != "13":
 		// RFC 6455 §4.2.2 and §4.4: name the version we speak.
 		pe := &parseError{Status: http.StatusUpgradeRequired, Reason: "unsupported WebSocket version", Err: ErrBadHandshake}

@@ -76,7 +76,7 @@ func TestHandshakeDefects(t *testing.T) {
 		{"key not base64", replace("dGhlIHNhbXBsZSBub25jZQ==", "not base64 at all!!!!!!!"), 400, "", ErrBadHandshake},
 		{"key of 15 bytes", replace("dGhlIHNhbXBsZSBub25jZQ==", "dGhlIHNhbXBsZSBub25j"), 400, "", ErrBadHandshake},
 		{"two keys", replace("Sec-WebSocket-Version", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version"), 400, "", ErrBadHandshake},
-		{"no version", replace("Sec-WebSocket-Version: 13\r\n", ""), 400, "", ErrBadHandshake},
+		{"no version", replace("Sec-WebSocket-Version: 13\r\n", ""), 400, "Sec-Websocket-Version: 13", ErrBadHandshake},
 		{"version 8", replace("Sec-WebSocket-Version: 13", "Sec-WebSocket-Version: 8"), 426, "Sec-Websocket-Version: 13", ErrBadHandshake},
 		{"POST", replace("GET /", "POST /"), 405, "Allow: GET", ErrBadHandshake},
 		{"HTTP/1.0", replace("HTTP/1.1", "HTTP/1.0"), 400, "", ErrBadHandshake},
