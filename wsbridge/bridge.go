@@ -41,9 +41,10 @@ var (
 // and every write is bounded by Upgrader.WriteTimeout.
 //
 // Closing follows the RFC both ways. Backend EOF: the bytes read before it
-// are sent, then close 1000. Client close frame: the backend's write side
-// is half-closed (CloseWrite), its remaining output is forwarded for up to
-// Upgrader.CloseTimeout, then the close is answered. Backend unreachable:
+// are sent, then close 1000. Client close frame: the close is answered
+// once the message being sent (if any) is out, and the backend's write
+// side is half-closed (CloseWrite); what the backend still sends is
+// discarded for up to Upgrader.CloseTimeout while it finishes. Backend unreachable:
 // close 1014 "backend unreachable". Backend error mid-stream: close 1011.
 // A client message over Upgrader.MaxMessageSize: close 1009. A protocol
 // error: close 1002 (1007 for text that is not UTF-8).
@@ -163,12 +164,14 @@ func (b *Bridge) serve(ctx context.Context, c *Conn) error {
 
 	var ce *CloseError
 	if errors.As(inErr, &ce) && ce.Remote {
-		// The client closed: the backend sees EOF and has CloseTimeout to
-		// finish; toClient forwards what it still sends, then answers.
-		closeWrite(be)
+		// The client closed: answer as soon as the message in flight is
+		// sent (RFC 6455 §5.5.1; sendClose waits for it). Then the backend
+		// sees EOF and has CloseTimeout to finish; toClient discards what
+		// it still sends, so that it ends with a FIN rather than a reset.
 		be.SetReadDeadline(time.Now().Add(c.closeTO))
-		outErr := <-out
 		c.sendClose(ce.Code, "")
+		closeWrite(be)
+		outErr := <-out
 		c.nc.Close()
 		if outErr != nil && !isTimeout(outErr) {
 			return outErr
@@ -246,6 +249,9 @@ func (b *Bridge) copyToClient(c *Conn, be net.Conn) error {
 			}
 			if send > 0 {
 				if werr := c.writeData(op, buf[:maxHeader+send], &cw); werr != nil {
+					if errors.Is(werr, ErrClosed) && c.peerClose.Load() != nil {
+						return drain(be, buf) // we answered the client's close
+					}
 					return werr // a failed write closed the client connection
 				}
 			}
@@ -272,6 +278,22 @@ func (b *Bridge) copyToClient(c *Conn, be net.Conn) error {
 		c.sendClose(CloseInternalError, "backend connection failed")
 		return fmt.Errorf("%w: %w", ErrBackend, err)
 	}
+}
+
+// drain discards what the backend sends after the client closed, up to
+// its EOF, the read deadline ServeConn set, or 256 KiB.
+func drain(be net.Conn, buf []byte) error {
+	for total := 0; total < 256<<10; {
+		n, err := be.Read(buf)
+		total += n
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // writeData sends frame[maxHeader:] as one data message, compressed into

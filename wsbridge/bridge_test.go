@@ -92,8 +92,9 @@ func TestBridgeBackendEOF(t *testing.T) {
 	}
 }
 
-// TestBridgeClientClose: the client's close half-closes the backend,
-// which still gets to send its last words before the close is answered.
+// TestBridgeClientClose: the client's close is answered at once (RFC
+// 6455 §5.5.1) and half-closes the backend, which reads the client's last
+// message and EOF; what it says after that is discarded.
 func TestBridgeClientClose(t *testing.T) {
 	got := make(chan string, 1)
 	be := scriptedBackend(t, func(c net.Conn) {
@@ -105,11 +106,8 @@ func TestBridgeClientClose(t *testing.T) {
 	rc := dialRaw(t, addr)
 	rc.upgrade("/", nil)
 	rc.send(frame(true, ws.OpBinary, []byte("request")), closeFrame(CloseGoingAway, ""))
-	if op, msg := rc.readMessage(); op != ws.OpBinary || string(msg) != "bye after EOF" {
-		t.Errorf("after the client's close: %v %q", op, msg)
-	}
-	if code, _ := rc.expectClose(); code != CloseGoingAway {
-		t.Errorf("close answered with %d; want the client's 1001", code)
+	if h, p, err := rc.next(); err != nil || h.OpCode != ws.OpClose || closeCode(p) != CloseGoingAway {
+		t.Errorf("after the client's close: %+v %q %v; want the close answered with its 1001", h, p, err)
 	}
 	if s := <-got; s != "request" {
 		t.Errorf("backend read %q", s)
@@ -375,5 +373,61 @@ func TestBridgeShutdownUnanswered(t *testing.T) {
 		if err := <-done; !errors.Is(err, context.Canceled) {
 			t.Errorf("ServeConn: %v; want context.Canceled", err)
 		}
+	})
+}
+
+// TestBridgeClientCloseAnsweredAtOnce, on fake time: a backend that keeps
+// talking after the client's close frame does not hold up the answer
+// (RFC 6455 §5.5.1: as soon as practical); the next frame the client
+// reads is the close.
+func TestBridgeClientCloseAnsweredAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv, cli := net.Pipe()
+		defer cli.Close()
+		beSrv, beCli := net.Pipe()
+		beDone := make(chan struct{})
+		go func() { // a backend that streams and ignores EOF
+			defer close(beDone)
+			defer beCli.Close()
+			for {
+				if _, err := beCli.Write([]byte("tick")); err != nil {
+					return
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}()
+		b := &Bridge{Backend: "backend:1", Dial: func(context.Context, string, string) (net.Conn, error) {
+			return beSrv, nil
+		}}
+		done := make(chan error, 1)
+		go func() { done <- b.ServeConn(context.Background(), srv) }()
+		rc := &rawClient{t: t, c: cli, br: bufio.NewReader(cli)}
+		rc.upgrade("/", nil)
+		if _, msg := rc.readMessage(); string(msg) != "tick" {
+			t.Fatalf("first message %q", msg)
+		}
+		sent := make(chan struct{})
+		go func() { defer close(sent); rc.send(closeFrame(CloseNormal, "")) }()
+		// At most the message in flight, then the close.
+		for i := 0; ; i++ {
+			h, p, err := rc.next()
+			if err != nil {
+				t.Fatalf("waiting for the close answer: %v", err)
+			}
+			if h.OpCode == ws.OpClose {
+				if closeCode(p) != CloseNormal {
+					t.Errorf("close answered with %d; want 1000", closeCode(p))
+				}
+				break
+			}
+			if i > 0 {
+				t.Fatalf("data frame %d after the client's close", i+1)
+			}
+		}
+		<-sent
+		if err := <-done; err != nil {
+			t.Errorf("ServeConn: %v", err)
+		}
+		<-beDone
 	})
 }
