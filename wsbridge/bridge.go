@@ -47,7 +47,8 @@ var (
 // discarded for up to Upgrader.CloseTimeout while it finishes. Backend unreachable:
 // close 1014 "backend unreachable". Backend error mid-stream: close 1011.
 // A client message over Upgrader.MaxMessageSize: close 1009. A protocol
-// error: close 1002 (1007 for text that is not UTF-8).
+// error: close 1002 (1007 for text that is not UTF-8, or bad deflate
+// data). No data either way for IdleTimeout, when set: close 1001.
 type Bridge struct {
 	// Upgrader does the handshake and sets the client side's limits and
 	// keepalive.
@@ -74,6 +75,13 @@ type Bridge struct {
 	// (so a *mux.Conn's trusted PROXY addresses pass through). Addresses
 	// that are not TCP are sent as a LOCAL header.
 	ProxyHeader bool
+	// IdleTimeout, if positive, ends the bridge with close 1001 "idle
+	// timeout" when no data byte has passed either way for this long;
+	// zero means no such bound. It bounds a silent backend too, which
+	// Upgrader.IdleTimeout does not: that one is about the client alone
+	// (pongs count there), this one about the data. ServeConn then
+	// returns a local *CloseError with code 1001.
+	IdleTimeout time.Duration
 	// Logger, if not nil, receives each bridged connection's end at debug
 	// level.
 	Logger *slog.Logger
@@ -140,6 +148,8 @@ func (b *Bridge) serve(ctx context.Context, c *Conn) error {
 		return fmt.Errorf("%w: %s: %w", ErrBackendUnreachable, b.Backend, err)
 	}
 	defer be.Close()
+	k := &idleClock{d: b.IdleTimeout}
+	k.touch()
 	var canceled atomic.Bool // our 1001 for ctx was the close frame
 	stopped := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
@@ -147,7 +157,7 @@ func (b *Bridge) serve(ctx context.Context, c *Conn) error {
 		if sent, _ := c.sendClose(CloseGoingAway, "server shutting down"); sent {
 			canceled.Store(true)
 		}
-		be.SetReadDeadline(time.Now())
+		k.stop(be, time.Now())
 	})
 	defer func() {
 		// stop does not wait for a callback already running, whose
@@ -159,8 +169,8 @@ func (b *Bridge) serve(ctx context.Context, c *Conn) error {
 	}()
 
 	out := make(chan error, 1)
-	go b.toClient(c, be, out)
-	inErr := b.toBackend(c, be)
+	go b.toClient(c, be, k, out)
+	inErr := b.toBackend(c, be, k)
 
 	var ce *CloseError
 	if errors.As(inErr, &ce) && ce.Remote {
@@ -168,7 +178,7 @@ func (b *Bridge) serve(ctx context.Context, c *Conn) error {
 		// sent (RFC 6455 §5.5.1; sendClose waits for it). Then the backend
 		// sees EOF and has CloseTimeout to finish; toClient discards what
 		// it still sends, so that it ends with a FIN rather than a reset.
-		be.SetReadDeadline(time.Now().Add(c.closeTO))
+		k.stop(be, time.Now().Add(c.closeTO))
 		c.sendClose(ce.Code, "")
 		closeWrite(be)
 		outErr := <-out
@@ -199,7 +209,7 @@ func (b *Bridge) serve(ctx context.Context, c *Conn) error {
 
 // toBackend copies client messages to the backend until the client
 // closes or fails. It runs in ServeConn's goroutine.
-func (b *Bridge) toBackend(c *Conn, be net.Conn) error {
+func (b *Bridge) toBackend(c *Conn, be net.Conn, k *idleClock) error {
 	for {
 		if _, err := c.nextMessage(); err != nil {
 			return err
@@ -212,6 +222,9 @@ func (b *Bridge) toBackend(c *Conn, be net.Conn) error {
 			if err != nil {
 				return err
 			}
+			if len(p) > 0 {
+				k.touch()
+			}
 			be.SetWriteDeadline(time.Now().Add(c.writeTO))
 			if _, err := be.Write(p); err != nil {
 				return fmt.Errorf("%w: %w", ErrBackend, err)
@@ -223,11 +236,11 @@ func (b *Bridge) toBackend(c *Conn, be net.Conn) error {
 // toClient copies backend bytes to the client as messages until the
 // backend ends, then sends the close frame that calls for. It runs in a
 // goroutine ServeConn starts and waits for, and reports on out.
-func (b *Bridge) toClient(c *Conn, be net.Conn, out chan<- error) {
-	out <- b.copyToClient(c, be)
+func (b *Bridge) toClient(c *Conn, be net.Conn, k *idleClock, out chan<- error) {
+	out <- b.copyToClient(c, be, k)
 }
 
-func (b *Bridge) copyToClient(c *Conn, be net.Conn) error {
+func (b *Bridge) copyToClient(c *Conn, be net.Conn, k *idleClock) error {
 	op := Binary
 	if b.Text {
 		op = Text
@@ -236,8 +249,10 @@ func (b *Bridge) copyToClient(c *Conn, be net.Conn) error {
 	var cw appendWriter
 	carry := 0 // bytes of an incomplete UTF-8 sequence held at buf[maxHeader:]
 	for {
+		k.arm(be)
 		n, err := be.Read(buf[maxHeader+carry:])
 		if n > 0 {
+			k.touch()
 			end := maxHeader + carry + n
 			send := end - maxHeader
 			if b.Text {
@@ -260,6 +275,16 @@ func (b *Bridge) copyToClient(c *Conn, be net.Conn) error {
 		if err == nil {
 			continue
 		}
+		if isTimeout(err) && k.running() {
+			// Our own idle deadline, not a stop: see whether data passed
+			// the other way meanwhile.
+			if k.idle() {
+				ce := localClose(CloseGoingAway, "idle timeout")
+				c.sendClose(ce.Code, ce.Reason)
+				return ce
+			}
+			continue
+		}
 		if pc := c.peerClose.Load(); pc != nil {
 			c.sendClose(pc.Code, "") // the client closed first: answer it now
 			if errors.Is(err, io.EOF) {
@@ -277,6 +302,48 @@ func (b *Bridge) copyToClient(c *Conn, be net.Conn) error {
 		}
 		c.sendClose(CloseInternalError, "backend connection failed")
 		return fmt.Errorf("%w: %w", ErrBackend, err)
+	}
+}
+
+// idleClock keeps Bridge.IdleTimeout: the time of the last data byte
+// either way, and the backend read deadline that the stopping paths set
+// (ctx canceled, client closed), which the idle deadline must not undo.
+type idleClock struct {
+	d      time.Duration
+	last   atomic.Int64 // UnixNano of the last data byte either way
+	stopAt atomic.Int64 // UnixNano of a stopping read deadline, or 0
+}
+
+// touch records data passing.
+func (k *idleClock) touch() {
+	if k.d > 0 {
+		k.last.Store(time.Now().UnixNano())
+	}
+}
+
+// stop sets the backend read deadline that ends the copy to the client.
+func (k *idleClock) stop(be net.Conn, at time.Time) {
+	k.stopAt.Store(at.UnixNano())
+	be.SetReadDeadline(at)
+}
+
+// running reports whether the idle deadline is in use and no stop was set.
+func (k *idleClock) running() bool { return k.d > 0 && k.stopAt.Load() == 0 }
+
+// idle reports whether no data passed for d.
+func (k *idleClock) idle() bool {
+	return time.Since(time.Unix(0, k.last.Load())) >= k.d
+}
+
+// arm sets the backend read deadline to the idle limit, unless a stop is
+// set: it re-checks after setting, as stop may have run meanwhile.
+func (k *idleClock) arm(be net.Conn) {
+	if !k.running() {
+		return
+	}
+	be.SetReadDeadline(time.Unix(0, k.last.Load()).Add(k.d))
+	if at := k.stopAt.Load(); at != 0 {
+		be.SetReadDeadline(time.Unix(0, at))
 	}
 }
 

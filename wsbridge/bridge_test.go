@@ -431,3 +431,58 @@ func TestBridgeClientCloseAnsweredAtOnce(t *testing.T) {
 		<-beDone
 	})
 }
+
+// TestBridgeIdleTimeout, on fake time: Bridge.IdleTimeout counts data
+// bytes either way. Client data at 0 s and 8 s and backend data at 12 s
+// keep the bridge up; after that, with both silent, close 1001 comes
+// IdleTimeout after the last byte (Upgrader.IdleTimeout, 75 s, is far).
+func TestBridgeIdleTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv, cli := net.Pipe()
+		defer cli.Close()
+		beSrv, beCli := net.Pipe()
+		defer beCli.Close()
+		go io.Copy(io.Discard, beCli) // the backend reads, and says nothing unasked
+		b := &Bridge{Backend: "backend:1", IdleTimeout: 10 * time.Second,
+			Upgrader: Upgrader{PingInterval: -1},
+			Dial:     func(context.Context, string, string) (net.Conn, error) { return beSrv, nil }}
+		done := make(chan error, 1)
+		go func() { done <- b.ServeConn(context.Background(), srv) }()
+		rc := &rawClient{t: t, c: cli, br: bufio.NewReader(cli)}
+		rc.upgrade("/", nil)
+		start := time.Now()
+		rc.send(frame(true, ws.OpBinary, []byte("a")))
+		time.Sleep(8 * time.Second)
+		rc.send(frame(true, ws.OpBinary, []byte("b")))
+		time.Sleep(4 * time.Second)
+		go beCli.Write([]byte("c"))
+		for {
+			h, p, err := rc.next()
+			if err != nil {
+				t.Fatalf("reading: %v", err)
+			}
+			switch h.OpCode {
+			case ws.OpBinary:
+				if string(p) != "c" || time.Since(start) != 12*time.Second {
+					t.Errorf("message %q at %v; want \"c\" at 12s", p, time.Since(start))
+				}
+				continue
+			case ws.OpClose:
+				if code, reason := closeCode(p), string(p[2:]); code != CloseGoingAway || reason != "idle timeout" {
+					t.Errorf("close %d %q; want 1001 idle timeout", code, reason)
+				}
+				if d := time.Since(start); d != 22*time.Second {
+					t.Errorf("idle close at %v; want 22s", d)
+				}
+			default:
+				t.Fatalf("unexpected frame %+v", h)
+			}
+			break
+		}
+		rc.send(closeFrame(CloseGoingAway, ""))
+		var ce *CloseError
+		if err := <-done; !errors.As(err, &ce) || ce.Remote || ce.Code != CloseGoingAway {
+			t.Errorf("ServeConn: %v; want a local close 1001", err)
+		}
+	})
+}
