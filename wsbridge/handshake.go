@@ -401,6 +401,16 @@ func (u *Upgrader) parse(head []byte) (*Request, negotiated, *parseError) {
 	default:
 		return nil, hs, bad("more than one Host")
 	}
+	// A handshake has no body (RFC 6455 §4.1): bytes announced as one
+	// would be taken for frames.
+	if len(h["Transfer-Encoding"]) > 0 {
+		return nil, hs, bad("a handshake has no body")
+	}
+	for _, v := range h["Content-Length"] {
+		if v != "0" {
+			return nil, hs, bad("a handshake has no body")
+		}
+	}
 	if !hasToken(h["Upgrade"], "websocket") {
 		return nil, hs, bad("Upgrade does not name websocket")
 	}

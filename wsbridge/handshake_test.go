@@ -79,6 +79,8 @@ func TestHandshakeDefects(t *testing.T) {
 		{"no version", replace("Sec-WebSocket-Version: 13\r\n", ""), 400, "Sec-Websocket-Version: 13", ErrBadHandshake},
 		{"version 8", replace("Sec-WebSocket-Version: 13", "Sec-WebSocket-Version: 8"), 426, "Sec-Websocket-Version: 13", ErrBadHandshake},
 		{"POST", replace("GET /", "POST /"), 405, "Allow: GET", ErrBadHandshake},
+		{"Content-Length", replace("\r\n\r\n", "\r\nContent-Length: 4\r\n\r\n"), 400, "", ErrBadHandshake},
+		{"Transfer-Encoding", replace("\r\n\r\n", "\r\nTransfer-Encoding: chunked\r\n\r\n"), 400, "", ErrBadHandshake},
 		{"HTTP/1.0", replace("HTTP/1.1", "HTTP/1.0"), 400, "", ErrBadHandshake},
 		{"HTTP/2.0 as text", replace("HTTP/1.1", "HTTP/2.0"), 505, "", ErrBadHandshake},
 		{"garbage request line", replace("GET / HTTP/1.1", "GET/HTTP/1.1"), 400, "", ErrBadHandshake},
