@@ -196,6 +196,11 @@ func newConn(nc net.Conn, u *Upgrader, req *Request, hs negotiated, rb []byte, n
 		rb:       rb,
 		w:        n,
 	}
+	if c.ping >= c.idle {
+		// A ping at or after the idle limit is never sent: ask live
+		// clients halfway instead (see Upgrader.PingInterval).
+		c.ping = c.idle / 2
+	}
 	c.raw.c = c
 	return c
 }

@@ -294,3 +294,43 @@ func TestKeepalive(t *testing.T) {
 		}
 	})
 }
+
+// TestKeepalivePingClamped, on fake time: a PingInterval not below
+// IdleTimeout is taken as half of it, so that a quiet live client is
+// asked before it is dropped, and stays by answering.
+func TestKeepalivePingClamped(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv, cli := net.Pipe()
+		defer cli.Close()
+		done := make(chan error, 1)
+		go func() {
+			c, err := (&Upgrader{PingInterval: time.Minute, IdleTimeout: 10 * time.Second}).Upgrade(srv)
+			if err != nil {
+				done <- err
+				return
+			}
+			defer c.Close()
+			_, _, err = c.ReadMessage(nil)
+			done <- err
+		}()
+		rc := &rawClient{t: t, c: cli, br: bufio.NewReader(cli)}
+		rc.upgrade("/", nil)
+		start := time.Now()
+		for i := 1; i <= 3; i++ {
+			h, p, err := rc.next()
+			if err != nil || h.OpCode != ws.OpPing {
+				t.Fatalf("ping %d: %+v %v", i, h, err)
+			}
+			if d := time.Since(start); d != time.Duration(i)*5*time.Second {
+				t.Errorf("ping %d after %v; want %v", i, d, time.Duration(i)*5*time.Second)
+			}
+			rc.send(frame(true, ws.OpPong, p))
+		}
+		rc.send(frame(true, ws.OpText, []byte("still here")))
+		if err := <-done; err != nil {
+			t.Errorf("ReadMessage: %v", err)
+		}
+		go io.Copy(io.Discard, cli) // the close frame from Close
+		rc.send(closeFrame(CloseNormal, ""))
+	})
+}

@@ -147,8 +147,8 @@ type Upgrader struct {
 	BufferSize int
 	// PingInterval: a ping is sent when the client has sent nothing for
 	// this long. If zero, DefaultPingInterval (30 s); negative disables
-	// pings. Keep it below IdleTimeout, or live clients are never asked
-	// to prove it before they are dropped.
+	// pings. One not below IdleTimeout would never be sent before a live
+	// but quiet client is dropped, so it is taken as half of IdleTimeout.
 	PingInterval time.Duration
 	// IdleTimeout: a client that sends nothing, not even a pong, for this
 	// long is disconnected (close 1001). If zero, DefaultIdleTimeout
