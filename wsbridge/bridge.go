@@ -44,8 +44,9 @@ var (
 // are sent, then close 1000. Client close frame: the close is answered
 // once the message being sent (if any) is out, and the backend's write
 // side is half-closed (CloseWrite); what the backend still sends is
-// discarded for up to Upgrader.CloseTimeout while it finishes. Backend unreachable:
-// close 1014 "backend unreachable". Backend error mid-stream: close 1011.
+// discarded for up to Upgrader.CloseTimeout while it finishes. Backend
+// unreachable: close 1014 "backend unreachable". Backend error
+// mid-stream: close 1011.
 // A client message over Upgrader.MaxMessageSize: close 1009. A protocol
 // error: close 1002 (1007 for text that is not UTF-8, or bad deflate
 // data). No data either way for IdleTimeout, when set: close 1001.
@@ -105,10 +106,10 @@ func (b *Bridge) dialTimeout() time.Duration {
 // It returns nil when the connection closed cleanly (a close frame from
 // the client, or EOF from the backend answered by the client's close),
 // ctx.Err() when ctx was canceled and the client did not answer the 1001
-// in time, a *HandshakeError if the handshake was refused, an error wrapping
-// ErrBackendUnreachable or ErrBackend, a local *CloseError when the
-// client broke the protocol or a limit, or the network error that ended
-// it.
+// in time, a *HandshakeError if the handshake was refused, an error
+// wrapping ErrBackendUnreachable or ErrBackend, a local *CloseError when
+// the client broke the protocol or a limit (or IdleTimeout passed), or
+// the network error that ended it.
 func (b *Bridge) ServeConn(ctx context.Context, c net.Conn) error {
 	wc, err := b.Upgrader.Upgrade(c)
 	if err != nil {
