@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -40,12 +41,15 @@ var (
 // and every write is bounded by Upgrader.WriteTimeout.
 //
 // Closing follows the RFC both ways. Backend EOF: the bytes read before it
-// are sent, then close 1000. Client close frame: the backend's write side
-// is half-closed (CloseWrite), its remaining output is forwarded for up to
-// Upgrader.CloseTimeout, then the close is answered. Backend unreachable:
-// close 1014 "backend unreachable". Backend error mid-stream: close 1011.
+// are sent, then close 1000. Client close frame: the close is answered
+// once the message being sent (if any) is out, and the backend's write
+// side is half-closed (CloseWrite); what the backend still sends is
+// discarded for up to Upgrader.CloseTimeout while it finishes. Backend
+// unreachable: close 1014 "backend unreachable". Backend error
+// mid-stream: close 1011.
 // A client message over Upgrader.MaxMessageSize: close 1009. A protocol
-// error: close 1002 (1007 for text that is not UTF-8).
+// error: close 1002 (1007 for text that is not UTF-8, or bad deflate
+// data). No data either way for IdleTimeout, when set: close 1001.
 type Bridge struct {
 	// Upgrader does the handshake and sets the client side's limits and
 	// keepalive.
@@ -72,6 +76,13 @@ type Bridge struct {
 	// (so a *mux.Conn's trusted PROXY addresses pass through). Addresses
 	// that are not TCP are sent as a LOCAL header.
 	ProxyHeader bool
+	// IdleTimeout, if positive, ends the bridge with close 1001 "idle
+	// timeout" when no data byte has passed either way for this long;
+	// zero means no such bound. It bounds a silent backend too, which
+	// Upgrader.IdleTimeout does not: that one is about the client alone
+	// (pongs count there), this one about the data. ServeConn then
+	// returns a local *CloseError with code 1001.
+	IdleTimeout time.Duration
 	// Logger, if not nil, receives each bridged connection's end at debug
 	// level.
 	Logger *slog.Logger
@@ -94,10 +105,11 @@ func (b *Bridge) dialTimeout() time.Duration {
 //
 // It returns nil when the connection closed cleanly (a close frame from
 // the client, or EOF from the backend answered by the client's close),
-// a *HandshakeError if the handshake was refused, an error wrapping
-// ErrBackendUnreachable or ErrBackend, a local *CloseError when the
-// client broke the protocol or a limit, or the network error that ended
-// it.
+// ctx.Err() when ctx was canceled and the client did not answer the 1001
+// in time, a *HandshakeError if the handshake was refused, an error
+// wrapping ErrBackendUnreachable or ErrBackend, a local *CloseError when
+// the client broke the protocol or a limit (or IdleTimeout passed), or
+// the network error that ended it.
 func (b *Bridge) ServeConn(ctx context.Context, c net.Conn) error {
 	wc, err := b.Upgrader.Upgrade(c)
 	if err != nil {
@@ -137,24 +149,40 @@ func (b *Bridge) serve(ctx context.Context, c *Conn) error {
 		return fmt.Errorf("%w: %s: %w", ErrBackendUnreachable, b.Backend, err)
 	}
 	defer be.Close()
+	k := &idleClock{d: b.IdleTimeout}
+	k.touch()
+	var canceled atomic.Bool // our 1001 for ctx was the close frame
+	stopped := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
-		c.sendClose(CloseGoingAway, "server shutting down")
-		be.SetReadDeadline(time.Now())
+		defer close(stopped)
+		if sent, _ := c.sendClose(CloseGoingAway, "server shutting down"); sent {
+			canceled.Store(true)
+		}
+		k.stop(be, time.Now())
 	})
-	defer stop()
+	defer func() {
+		// stop does not wait for a callback already running, whose
+		// sendClose may wait for a write: wait for it, so that nothing
+		// of ServeConn outlives it.
+		if !stop() {
+			<-stopped
+		}
+	}()
 
 	out := make(chan error, 1)
-	go b.toClient(c, be, out)
-	inErr := b.toBackend(c, be)
+	go b.toClient(c, be, k, out)
+	inErr := b.toBackend(c, be, k)
 
 	var ce *CloseError
 	if errors.As(inErr, &ce) && ce.Remote {
-		// The client closed: the backend sees EOF and has CloseTimeout to
-		// finish; toClient forwards what it still sends, then answers.
-		closeWrite(be)
-		be.SetReadDeadline(time.Now().Add(c.closeTO))
-		outErr := <-out
+		// The client closed: answer as soon as the message in flight is
+		// sent (RFC 6455 §5.5.1; sendClose waits for it). Then the backend
+		// sees EOF and has CloseTimeout to finish; toClient discards what
+		// it still sends, so that it ends with a FIN rather than a reset.
+		k.stop(be, time.Now().Add(c.closeTO))
 		c.sendClose(ce.Code, "")
+		closeWrite(be)
+		outErr := <-out
 		c.nc.Close()
 		if outErr != nil && !isTimeout(outErr) {
 			return outErr
@@ -169,6 +197,11 @@ func (b *Bridge) serve(ctx context.Context, c *Conn) error {
 	be.Close()
 	outErr := <-out
 	c.shutdown()
+	if canceled.Load() {
+		// We closed for ctx, and the client did not answer in time (or
+		// the connection failed meanwhile): report why we closed.
+		return ctx.Err()
+	}
 	if errors.Is(inErr, ErrCloseTimeout) && outErr != nil {
 		return outErr // we closed because the backend ended or failed
 	}
@@ -177,7 +210,7 @@ func (b *Bridge) serve(ctx context.Context, c *Conn) error {
 
 // toBackend copies client messages to the backend until the client
 // closes or fails. It runs in ServeConn's goroutine.
-func (b *Bridge) toBackend(c *Conn, be net.Conn) error {
+func (b *Bridge) toBackend(c *Conn, be net.Conn, k *idleClock) error {
 	for {
 		if _, err := c.nextMessage(); err != nil {
 			return err
@@ -190,6 +223,9 @@ func (b *Bridge) toBackend(c *Conn, be net.Conn) error {
 			if err != nil {
 				return err
 			}
+			if len(p) > 0 {
+				k.touch()
+			}
 			be.SetWriteDeadline(time.Now().Add(c.writeTO))
 			if _, err := be.Write(p); err != nil {
 				return fmt.Errorf("%w: %w", ErrBackend, err)
@@ -201,11 +237,11 @@ func (b *Bridge) toBackend(c *Conn, be net.Conn) error {
 // toClient copies backend bytes to the client as messages until the
 // backend ends, then sends the close frame that calls for. It runs in a
 // goroutine ServeConn starts and waits for, and reports on out.
-func (b *Bridge) toClient(c *Conn, be net.Conn, out chan<- error) {
-	out <- b.copyToClient(c, be)
+func (b *Bridge) toClient(c *Conn, be net.Conn, k *idleClock, out chan<- error) {
+	out <- b.copyToClient(c, be, k)
 }
 
-func (b *Bridge) copyToClient(c *Conn, be net.Conn) error {
+func (b *Bridge) copyToClient(c *Conn, be net.Conn, k *idleClock) error {
 	op := Binary
 	if b.Text {
 		op = Text
@@ -214,8 +250,10 @@ func (b *Bridge) copyToClient(c *Conn, be net.Conn) error {
 	var cw appendWriter
 	carry := 0 // bytes of an incomplete UTF-8 sequence held at buf[maxHeader:]
 	for {
+		k.arm(be)
 		n, err := be.Read(buf[maxHeader+carry:])
 		if n > 0 {
+			k.touch()
 			end := maxHeader + carry + n
 			send := end - maxHeader
 			if b.Text {
@@ -227,17 +265,25 @@ func (b *Bridge) copyToClient(c *Conn, be net.Conn) error {
 			}
 			if send > 0 {
 				if werr := c.writeData(op, buf[:maxHeader+send], &cw); werr != nil {
-					if !errors.Is(werr, ErrClosed) {
-						// A write that timed out leaves a partial frame:
-						// the client connection is beyond use.
-						c.nc.Close()
+					if errors.Is(werr, ErrClosed) && c.peerClose.Load() != nil {
+						return drain(be, buf) // we answered the client's close
 					}
-					return werr
+					return werr // a failed write closed the client connection
 				}
 			}
 			carry = copy(buf[maxHeader:], buf[maxHeader+send:end])
 		}
 		if err == nil {
+			continue
+		}
+		if isTimeout(err) && k.running() {
+			// Our own idle deadline, not a stop: see whether data passed
+			// the other way meanwhile.
+			if k.idle() {
+				ce := localClose(CloseGoingAway, "idle timeout")
+				c.sendClose(ce.Code, ce.Reason)
+				return ce
+			}
 			continue
 		}
 		if pc := c.peerClose.Load(); pc != nil {
@@ -260,6 +306,64 @@ func (b *Bridge) copyToClient(c *Conn, be net.Conn) error {
 	}
 }
 
+// idleClock keeps Bridge.IdleTimeout: the time of the last data byte
+// either way, and the backend read deadline that the stopping paths set
+// (ctx canceled, client closed), which the idle deadline must not undo.
+type idleClock struct {
+	d      time.Duration
+	last   atomic.Int64 // UnixNano of the last data byte either way
+	stopAt atomic.Int64 // UnixNano of a stopping read deadline, or 0
+}
+
+// touch records data passing.
+func (k *idleClock) touch() {
+	if k.d > 0 {
+		k.last.Store(time.Now().UnixNano())
+	}
+}
+
+// stop sets the backend read deadline that ends the copy to the client.
+func (k *idleClock) stop(be net.Conn, at time.Time) {
+	k.stopAt.Store(at.UnixNano())
+	be.SetReadDeadline(at)
+}
+
+// running reports whether the idle deadline is in use and no stop was set.
+func (k *idleClock) running() bool { return k.d > 0 && k.stopAt.Load() == 0 }
+
+// idle reports whether no data passed for d.
+func (k *idleClock) idle() bool {
+	return time.Since(time.Unix(0, k.last.Load())) >= k.d
+}
+
+// arm sets the backend read deadline to the idle limit, unless a stop is
+// set: it re-checks after setting, as stop may have run meanwhile.
+func (k *idleClock) arm(be net.Conn) {
+	if !k.running() {
+		return
+	}
+	be.SetReadDeadline(time.Unix(0, k.last.Load()).Add(k.d))
+	if at := k.stopAt.Load(); at != 0 {
+		be.SetReadDeadline(time.Unix(0, at))
+	}
+}
+
+// drain discards what the backend sends after the client closed, up to
+// its EOF, the read deadline ServeConn set, or 256 KiB.
+func drain(be net.Conn, buf []byte) error {
+	for total := 0; total < 256<<10; {
+		n, err := be.Read(buf)
+		total += n
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // writeData sends frame[maxHeader:] as one data message, compressed into
 // cw when permessage-deflate was negotiated and it is long enough.
 func (c *Conn) writeData(op MessageType, frame []byte, cw *appendWriter) error {
@@ -273,6 +377,9 @@ func (c *Conn) writeData(op MessageType, frame []byte, cw *appendWriter) error {
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if c.werr != nil {
+		return c.werr
+	}
 	if c.closeSent {
 		return ErrClosed
 	}

@@ -1,6 +1,7 @@
 package wsbridge
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 	"unicode/utf8"
 
@@ -90,8 +92,9 @@ func TestBridgeBackendEOF(t *testing.T) {
 	}
 }
 
-// TestBridgeClientClose: the client's close half-closes the backend,
-// which still gets to send its last words before the close is answered.
+// TestBridgeClientClose: the client's close is answered at once (RFC
+// 6455 §5.5.1) and half-closes the backend, which reads the client's last
+// message and EOF; what it says after that is discarded.
 func TestBridgeClientClose(t *testing.T) {
 	got := make(chan string, 1)
 	be := scriptedBackend(t, func(c net.Conn) {
@@ -103,11 +106,8 @@ func TestBridgeClientClose(t *testing.T) {
 	rc := dialRaw(t, addr)
 	rc.upgrade("/", nil)
 	rc.send(frame(true, ws.OpBinary, []byte("request")), closeFrame(CloseGoingAway, ""))
-	if op, msg := rc.readMessage(); op != ws.OpBinary || string(msg) != "bye after EOF" {
-		t.Errorf("after the client's close: %v %q", op, msg)
-	}
-	if code, _ := rc.expectClose(); code != CloseGoingAway {
-		t.Errorf("close answered with %d; want the client's 1001", code)
+	if h, p, err := rc.next(); err != nil || h.OpCode != ws.OpClose || closeCode(p) != CloseGoingAway {
+		t.Errorf("after the client's close: %+v %q %v; want the close answered with its 1001", h, p, err)
 	}
 	if s := <-got; s != "request" {
 		t.Errorf("backend read %q", s)
@@ -325,3 +325,164 @@ func TestBridgeBackpressure(t *testing.T) {
 }
 
 func proxyV2For(src, dst net.Addr) []byte { return proxyproto.AppendV2(nil, src, dst) }
+
+// TestBridgeTruncatedDeflate: a compressed message whose deflate data
+// ends mid-block is the client's bad data (1007), not a backend failure.
+func TestBridgeTruncatedDeflate(t *testing.T) {
+	addr, results := bridgeServer(t, &Bridge{Backend: echoBackend(t), Upgrader: Upgrader{Compression: true}})
+	rc := dialRaw(t, addr)
+	rc.upgrade("/", nil, "Sec-WebSocket-Extensions: permessage-deflate")
+	f := frame(true, ws.OpBinary, []byte{0x00, 100, 0, 155, 255, 'x'}) // a stored block promising 100 bytes
+	f[0] |= 0x40
+	rc.send(f)
+	if code, reason := rc.expectClose(); code != CloseInvalidPayload {
+		t.Errorf("close %d %q; want 1007", code, reason)
+	}
+	rc.send(closeFrame(CloseInvalidPayload, ""))
+	rc.c.Close() // the server is draining until our EOF
+	var ce *CloseError
+	if err := waitResult(t, results); !errors.As(err, &ce) || ce.Remote || ce.Code != CloseInvalidPayload {
+		t.Errorf("ServeConn: %v; want a local close 1007", err)
+	}
+}
+
+// TestBridgeShutdownUnanswered, on fake time: when ctx is canceled and
+// the client never answers the 1001, ServeConn returns ctx's error after
+// CloseTimeout, not the backend read it interrupted to stop.
+func TestBridgeShutdownUnanswered(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv, cli := net.Pipe()
+		defer cli.Close()
+		beSrv, beCli := net.Pipe()
+		defer beCli.Close()
+		b := &Bridge{Backend: "backend:1", Dial: func(context.Context, string, string) (net.Conn, error) {
+			return beSrv, nil
+		}}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		done := make(chan error, 1)
+		go func() { done <- b.ServeConn(ctx, srv) }()
+		rc := &rawClient{t: t, c: cli, br: bufio.NewReader(cli)}
+		rc.upgrade("/", nil)
+		synctest.Wait()
+		cancel()
+		if code, _ := rc.expectClose(); code != CloseGoingAway {
+			t.Errorf("close %d; want 1001", code)
+		}
+		go io.Copy(io.Discard, rc.br) // read on, never answer
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Errorf("ServeConn: %v; want context.Canceled", err)
+		}
+	})
+}
+
+// TestBridgeClientCloseAnsweredAtOnce, on fake time: a backend that keeps
+// talking after the client's close frame does not hold up the answer
+// (RFC 6455 §5.5.1: as soon as practical); the next frame the client
+// reads is the close.
+func TestBridgeClientCloseAnsweredAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv, cli := net.Pipe()
+		defer cli.Close()
+		beSrv, beCli := net.Pipe()
+		beDone := make(chan struct{})
+		go func() { // a backend that streams and ignores EOF
+			defer close(beDone)
+			defer beCli.Close()
+			for {
+				if _, err := beCli.Write([]byte("tick")); err != nil {
+					return
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}()
+		b := &Bridge{Backend: "backend:1", Dial: func(context.Context, string, string) (net.Conn, error) {
+			return beSrv, nil
+		}}
+		done := make(chan error, 1)
+		go func() { done <- b.ServeConn(context.Background(), srv) }()
+		rc := &rawClient{t: t, c: cli, br: bufio.NewReader(cli)}
+		rc.upgrade("/", nil)
+		if _, msg := rc.readMessage(); string(msg) != "tick" {
+			t.Fatalf("first message %q", msg)
+		}
+		sent := make(chan struct{})
+		go func() { defer close(sent); rc.send(closeFrame(CloseNormal, "")) }()
+		// At most the message in flight, then the close.
+		for i := 0; ; i++ {
+			h, p, err := rc.next()
+			if err != nil {
+				t.Fatalf("waiting for the close answer: %v", err)
+			}
+			if h.OpCode == ws.OpClose {
+				if closeCode(p) != CloseNormal {
+					t.Errorf("close answered with %d; want 1000", closeCode(p))
+				}
+				break
+			}
+			if i > 0 {
+				t.Fatalf("data frame %d after the client's close", i+1)
+			}
+		}
+		<-sent
+		if err := <-done; err != nil {
+			t.Errorf("ServeConn: %v", err)
+		}
+		<-beDone
+	})
+}
+
+// TestBridgeIdleTimeout, on fake time: Bridge.IdleTimeout counts data
+// bytes either way. Client data at 0 s and 8 s and backend data at 12 s
+// keep the bridge up; after that, with both silent, close 1001 comes
+// IdleTimeout after the last byte (Upgrader.IdleTimeout, 75 s, is far).
+func TestBridgeIdleTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv, cli := net.Pipe()
+		defer cli.Close()
+		beSrv, beCli := net.Pipe()
+		defer beCli.Close()
+		go io.Copy(io.Discard, beCli) // the backend reads, and says nothing unasked
+		b := &Bridge{Backend: "backend:1", IdleTimeout: 10 * time.Second,
+			Upgrader: Upgrader{PingInterval: -1},
+			Dial:     func(context.Context, string, string) (net.Conn, error) { return beSrv, nil }}
+		done := make(chan error, 1)
+		go func() { done <- b.ServeConn(context.Background(), srv) }()
+		rc := &rawClient{t: t, c: cli, br: bufio.NewReader(cli)}
+		rc.upgrade("/", nil)
+		start := time.Now()
+		rc.send(frame(true, ws.OpBinary, []byte("a")))
+		time.Sleep(8 * time.Second)
+		rc.send(frame(true, ws.OpBinary, []byte("b")))
+		time.Sleep(4 * time.Second)
+		go beCli.Write([]byte("c"))
+		for {
+			h, p, err := rc.next()
+			if err != nil {
+				t.Fatalf("reading: %v", err)
+			}
+			switch h.OpCode {
+			case ws.OpBinary:
+				if string(p) != "c" || time.Since(start) != 12*time.Second {
+					t.Errorf("message %q at %v; want \"c\" at 12s", p, time.Since(start))
+				}
+				continue
+			case ws.OpClose:
+				if code, reason := closeCode(p), string(p[2:]); code != CloseGoingAway || reason != "idle timeout" {
+					t.Errorf("close %d %q; want 1001 idle timeout", code, reason)
+				}
+				if d := time.Since(start); d != 22*time.Second {
+					t.Errorf("idle close at %v; want 22s", d)
+				}
+			default:
+				t.Fatalf("unexpected frame %+v", h)
+			}
+			break
+		}
+		rc.send(closeFrame(CloseGoingAway, ""))
+		var ce *CloseError
+		if err := <-done; !errors.As(err, &ce) || ce.Remote || ce.Code != CloseGoingAway {
+			t.Errorf("ServeConn: %v; want a local close 1001", err)
+		}
+	})
+}

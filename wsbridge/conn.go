@@ -1,7 +1,6 @@
 package wsbridge
 
 import (
-	"compress/flate"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -100,9 +99,14 @@ var (
 	// ErrClosed: the connection is closing or closed; no more messages
 	// can be sent. A *CloseError matches it with errors.Is.
 	ErrClosed = errors.New("wsbridge: connection closed")
-	// ErrInvalidUTF8: WriteMessage was given a Text message that is not
-	// UTF-8 (RFC 6455 §5.6).
-	ErrInvalidUTF8 = errors.New("wsbridge: text message is not valid UTF-8")
+	// ErrInvalidUTF8: WriteMessage was given a Text message, or CloseWith
+	// a reason, that is not UTF-8 (RFC 6455 §5.6, §5.5.1).
+	ErrInvalidUTF8 = errors.New("wsbridge: text is not valid UTF-8")
+	// ErrInvalidCloseCode: CloseWith was given a code that may not be
+	// sent (RFC 6455 §7.4.1): 1005 asks for an empty body, but 1006,
+	// 1015 and the undefined codes below 3000 (and any above 4999) may not
+	// appear on the wire.
+	ErrInvalidCloseCode = errors.New("wsbridge: close code may not be sent")
 	// ErrCloseTimeout: the peer did not answer the close frame in time.
 	ErrCloseTimeout = errors.New("wsbridge: no close frame in reply")
 )
@@ -132,13 +136,14 @@ type Conn struct {
 	writeTO time.Duration
 	closeTO time.Duration
 
-	// Read side: owned by the one reading goroutine.
-	rb       []byte
-	r, w     int
-	lastRecv time.Time
-	pinged   bool
-	reading  atomic.Bool
-	readErr  error
+	// Read side: owned by whoever holds rlock (a token in a channel, so
+	// that waiting for it is durably blocking under testing/synctest):
+	// ReadMessage, or Close when it drains the stream itself. The bridge
+	// owns it without the lock, as its Conn never leaves it.
+	rlock   chan struct{}
+	rb      []byte
+	r, w    int
+	readErr error
 
 	frameRemain int64
 	frameFin    bool
@@ -164,9 +169,13 @@ type Conn struct {
 	// Write side: under wmu.
 	wmu       sync.Mutex
 	closeSent bool
-	whdr      [maxHeader + maxControl]byte
-	wbuf      []byte
-	cbuf      appendWriter
+	// werr is the first failed or short write. It leaves a partial frame
+	// behind, so the stream is beyond use: nc is closed and every later
+	// write returns werr, rather than putting a frame inside the broken one.
+	werr error
+	whdr [maxHeader + maxControl]byte
+	wbuf []byte
+	cbuf appendWriter
 
 	closeOnce sync.Once
 	closeErr  error
@@ -183,9 +192,14 @@ func newConn(nc net.Conn, u *Upgrader, req *Request, hs negotiated, rb []byte, n
 		idle:     u.idleTimeout(),
 		writeTO:  u.writeTimeout(),
 		closeTO:  u.closeTimeout(),
+		rlock:    make(chan struct{}, 1),
 		rb:       rb,
 		w:        n,
-		lastRecv: time.Now(),
+	}
+	if c.ping >= c.idle {
+		// A ping at or after the idle limit is never sent: ask live
+		// clients halfway instead (see Upgrader.PingInterval).
+		c.ping = c.idle / 2
 	}
 	c.raw.c = c
 	return c
@@ -221,8 +235,8 @@ func (c *Conn) NetConn() net.Conn { return c.nc }
 // returns a *CloseError without Remote. After an error every call returns
 // the same error; then call Close.
 func (c *Conn) ReadMessage(dst []byte) (MessageType, []byte, error) {
-	c.reading.Store(true)
-	defer c.reading.Store(false)
+	c.rlock <- struct{}{}
+	defer func() { <-c.rlock }()
 	dst = dst[:0]
 	op, err := c.nextMessage()
 	if err != nil {
@@ -243,7 +257,9 @@ func (c *Conn) ReadMessage(dst []byte) (MessageType, []byte, error) {
 // WriteMessage sends p as one message of type t, compressed when
 // permessage-deflate was negotiated and p has 128 bytes or more. A Text
 // message must be valid UTF-8. The write is bounded by WriteTimeout. After
-// a close frame was sent it returns ErrClosed.
+// a close frame was sent it returns ErrClosed. A write that fails or times
+// out may leave part of a frame on the wire, so it closes the connection,
+// and every later write (and the close frame) returns the same error.
 func (c *Conn) WriteMessage(t MessageType, p []byte) error {
 	if t != Text && t != Binary {
 		return fmt.Errorf("wsbridge: cannot send a message of type %v", t)
@@ -253,6 +269,9 @@ func (c *Conn) WriteMessage(t MessageType, p []byte) error {
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if c.werr != nil {
+		return c.werr
+	}
 	if c.closeSent {
 		return ErrClosed
 	}
@@ -272,11 +291,24 @@ func (c *Conn) WriteMessage(t MessageType, p []byte) error {
 		return c.writeFrameLocked(byte(t), false, c.wbuf[:maxHeader+n], maxHeader)
 	}
 	h := putHeader(c.whdr[:], byte(t), false, len(p))
-	if _, err := c.nc.Write(c.whdr[:h]); err != nil {
+	if err := c.writeLocked(c.whdr[:h]); err != nil {
 		return err
 	}
-	_, err := c.nc.Write(p)
-	return err
+	return c.writeLocked(p)
+}
+
+// writeLocked writes p to the connection; c.wmu is held and the write
+// deadline set. A failed write makes the connection unusable (see werr).
+func (c *Conn) writeLocked(p []byte) error {
+	if c.werr != nil {
+		return c.werr
+	}
+	if _, err := c.nc.Write(p); err != nil {
+		c.werr = err
+		c.nc.Close()
+		return err
+	}
+	return nil
 }
 
 // putHeader writes a final server frame header (no mask) for a payload of
@@ -310,31 +342,36 @@ func (c *Conn) writeFrameLocked(op byte, rsv1 bool, frame []byte, off int) error
 	n := putHeader(h[:], op, rsv1, len(frame)-off)
 	start := off - n
 	copy(frame[start:off], h[:n])
-	_, err := c.nc.Write(frame[start:])
-	return err
+	return c.writeLocked(frame[start:])
 }
 
 // writeControl sends a ping or pong unless a close frame was sent.
 func (c *Conn) writeControl(op byte, p []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if c.werr != nil {
+		return c.werr
+	}
 	if c.closeSent {
 		return nil
 	}
 	c.nc.SetWriteDeadline(time.Now().Add(c.writeTO))
 	n := putHeader(c.whdr[:], op, false, len(p))
 	n += copy(c.whdr[n:], p)
-	_, err := c.nc.Write(c.whdr[:n])
-	return err
+	return c.writeLocked(c.whdr[:n])
 }
 
 // sendClose sends a close frame with code and reason, once; the first
 // call wins and later ones report false. A code of CloseNoStatus sends
 // an empty body. It arms the close deadline: a reader then waits at most
-// CloseTimeout for the peer's answer.
+// CloseTimeout for the peer's answer. After a failed write it sends
+// nothing and returns that write's error.
 func (c *Conn) sendClose(code CloseCode, reason string) (bool, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if c.werr != nil {
+		return false, c.werr
+	}
 	if c.closeSent {
 		return false, nil
 	}
@@ -351,8 +388,7 @@ func (c *Conn) sendClose(code CloseCode, reason string) (bool, error) {
 	c.nc.SetWriteDeadline(time.Now().Add(c.writeTO))
 	h := putHeader(c.whdr[:], opClose, false, n)
 	h += copy(c.whdr[h:], body[:n])
-	_, err := c.nc.Write(c.whdr[:h])
-	return true, err
+	return true, c.writeLocked(c.whdr[:h])
 }
 
 // truncateUTF8 shortens s to at most n bytes without splitting a rune.
@@ -367,12 +403,25 @@ func truncateUTF8(s string, n int) string {
 }
 
 // CloseWith starts the closing handshake with code and reason (at most
-// 123 bytes; longer is cut): it sends the close frame, after which
+// 123 bytes; longer is cut at a rune boundary): it sends the close frame,
+// after which
 // WriteMessage returns ErrClosed, and a ReadMessage running in another
 // goroutine returns within CloseTimeout, with the peer's answer as a
 // *CloseError or ErrCloseTimeout. It does not close the connection: call
 // Close after. Only the first close frame is sent; later calls do nothing.
+//
+// The code must be one a peer may send (1000-1003, 1007-1014, 3000-4999),
+// or CloseNoStatus for a close frame without a body (the reason is then
+// dropped); otherwise CloseWith sends nothing and returns
+// ErrInvalidCloseCode. A reason that is not UTF-8 is refused with
+// ErrInvalidUTF8 (RFC 6455 §5.5.1).
 func (c *Conn) CloseWith(code CloseCode, reason string) error {
+	if code != CloseNoStatus && !validCloseCode(code) {
+		return fmt.Errorf("%w: %d", ErrInvalidCloseCode, code)
+	}
+	if !utf8.ValidString(reason) {
+		return ErrInvalidUTF8
+	}
 	_, err := c.sendClose(code, reason)
 	return err
 }
@@ -380,23 +429,28 @@ func (c *Conn) CloseWith(code CloseCode, reason string) error {
 // Close sends close 1000 if no close frame was sent yet and closes the
 // connection. When no ReadMessage is running, it first waits up to
 // CloseTimeout for the peer's close frame (discarding messages), so that
-// the peer sees a clean close and not a reset. It is safe to call more
-// than once and from any goroutine; a ReadMessage running meanwhile
-// returns an error.
+// the peer sees a clean close and not a reset; a ReadMessage called
+// meanwhile waits for that and returns the error that ended it. It is
+// safe to call more than once and from any goroutine; a ReadMessage
+// running meanwhile returns an error.
 func (c *Conn) Close() error {
 	c.closeOnce.Do(func() {
 		c.sendClose(CloseNormal, "")
-		if c.reading.Load() {
+		select {
+		case c.rlock <- struct{}{}:
+		default:
+			// A reader is running: closing nc ends its wait.
 			c.closeErr = c.nc.Close()
 			return
 		}
+		defer func() { <-c.rlock }()
 		c.shutdown()
 	})
 	return c.closeErr
 }
 
 // shutdown closes the connection after our close frame was sent, from the
-// reading goroutine. If the frame stream is intact it reads on until the
+// goroutine that owns the read side. If the frame stream is intact it reads on until the
 // peer's close frame, within the close deadline; if not (a protocol
 // error) it half-closes and drains raw bytes for what is left of the
 // deadline, so that the peer reads our close frame rather than a reset.
@@ -423,7 +477,9 @@ func (c *Conn) fail(err error) error {
 	}
 	var ce *CloseError
 	if errors.As(err, &ce) && !ce.Remote {
-		if sent, _ := c.sendClose(ce.Code, ce.Reason); !sent {
+		// A write that failed keeps err: it says why we ended, and the
+		// connection is closed already.
+		if sent, werr := c.sendClose(ce.Code, ce.Reason); !sent && werr == nil {
 			// We had closed already: the peer's answer did not come.
 			err = ErrClosed
 		}
@@ -435,11 +491,17 @@ func (c *Conn) fail(err error) error {
 // readSome reads at least one byte into rb[w:], keeping the keepalive:
 // the read deadline is the next ping or the idle limit, whichever is due,
 // and never past the close deadline.
+//
+// Both are counted from when this read began waiting, which is when the
+// last bytes came unless the caller was busy (a handler between two
+// ReadMessage calls, the bridge blocked on a slow backend): time the
+// client's bytes sat unread is not the client's silence.
 func (c *Conn) readSome() error {
+	since, pinged := time.Now(), false
 	for {
-		dl := c.lastRecv.Add(c.idle)
-		if c.ping > 0 && !c.pinged {
-			dl = c.lastRecv.Add(c.ping)
+		dl := since.Add(c.idle)
+		if c.ping > 0 && !pinged {
+			dl = since.Add(c.ping)
 		}
 		c.nc.SetReadDeadline(dl)
 		if at := c.closeAt.Load(); at != 0 && at < dl.UnixNano() {
@@ -449,8 +511,6 @@ func (c *Conn) readSome() error {
 		n, err := c.nc.Read(c.rb[c.w:])
 		c.w += n
 		if n > 0 {
-			c.lastRecv = time.Now()
-			c.pinged = false
 			return nil
 		}
 		var ne net.Error
@@ -463,11 +523,11 @@ func (c *Conn) readSome() error {
 		if at := c.closeAt.Load(); at != 0 && now.UnixNano() >= at {
 			return ErrCloseTimeout
 		}
-		if now.Sub(c.lastRecv) >= c.idle {
+		if now.Sub(since) >= c.idle {
 			return localClose(CloseGoingAway, "idle timeout")
 		}
-		if c.ping > 0 && !c.pinged && now.Sub(c.lastRecv) >= c.ping {
-			c.pinged = true
+		if c.ping > 0 && !pinged && now.Sub(since) >= c.ping {
+			pinged = true
 			if err := c.writeControl(opPing, nil); err != nil {
 				return err
 			}
@@ -652,7 +712,7 @@ func (c *Conn) nextMessage() (MessageType, error) {
 	}
 	c.u8 = utf8Stream{}
 	if c.compressed {
-		c.raw.cur, c.raw.tail, c.inflateEOF = nil, 0, false
+		c.raw.cur, c.raw.tail, c.raw.err, c.inflateEOF = nil, 0, nil, false
 		if c.dbuf == nil {
 			c.dbuf = make([]byte, len(c.rb))
 		}
@@ -688,11 +748,16 @@ func (c *Conn) nextData() ([]byte, error) {
 	if err == io.EOF {
 		c.inflateEOF = true
 	} else if err != nil {
-		var ce flate.CorruptInputError
-		if errors.As(err, &ce) {
-			return nil, c.fail(localClose(CloseInvalidPayload, "corrupt deflate data"))
+		if c.raw.err != nil {
+			// The frame layer failed under the decompressor (a close
+			// frame, a protocol error, the network); flate passes such
+			// errors on, but turns io.EOF into io.ErrUnexpectedEOF.
+			return nil, c.readFailed(c.raw.err)
 		}
-		return nil, c.readFailed(err)
+		// Anything else is the decompressor's own verdict on the data:
+		// corrupt, or truncated (io.ErrUnexpectedEOF once the message
+		// and its tail ran out mid-block).
+		return nil, c.fail(localClose(CloseInvalidPayload, "corrupt deflate data"))
 	}
 	if n == 0 && c.inflateEOF {
 		return nil, c.endMessage()
@@ -769,7 +834,8 @@ func (c *Conn) readChunk() ([]byte, error) {
 type rawMsg struct {
 	c    *Conn
 	cur  []byte
-	tail int // 0 while the payload lasts, then past deflateTail
+	tail int   // 0 while the payload lasts, then past deflateTail
+	err  error // the frame layer's error, if it failed
 }
 
 // next refills cur; io.EOF when the payload and the tail are given out.
@@ -780,6 +846,7 @@ func (m *rawMsg) next() ([]byte, error) {
 			return p, nil
 		}
 		if err != io.EOF {
+			m.err = err
 			return nil, err
 		}
 		m.tail = 1 // the payload ended; the tail starts

@@ -16,6 +16,11 @@ import (
 // server_no_context_takeover too (§7.1.1.1).
 const deflateResponse = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
 
+// deflateResponse15 answers an offer with server_max_window_bits=15: a
+// server that accepts the parameter includes it in its response, with a
+// value no larger than the offer's (RFC 7692 §7.1.2.1); ours is 15.
+const deflateResponse15 = deflateResponse + "; server_max_window_bits=15"
+
 // minCompress is the smallest message sent compressed: below it the
 // deflate framing costs more than it saves.
 const minCompress = 128
@@ -26,25 +31,26 @@ const minCompress = 128
 // end instead of waiting for more.
 const deflateTail = "\x00\x00\xff\xff\x01\x00\x00\xff\xff"
 
-// acceptDeflate reports whether one of the client's offers in the
-// Sec-WebSocket-Extensions values is a permessage-deflate offer this
-// server can honour. An offer that asks for a server window below 2^15
-// (server_max_window_bits) cannot be honoured with compress/flate, nor can
-// one with unknown or repeated parameters (§5); such offers are declined,
-// and a malformed header is a bad handshake.
-func acceptDeflate(values []string) (bool, error) {
+// acceptDeflate returns the response to the first of the client's offers
+// in the Sec-WebSocket-Extensions values that is a permessage-deflate
+// offer this server can honour, or "" if none is. An offer that asks for
+// a server window below 2^15 (server_max_window_bits) cannot be honoured
+// with compress/flate, nor can one with unknown or repeated parameters
+// (§5); such offers are declined, and a malformed header is a bad
+// handshake.
+func acceptDeflate(values []string) (string, error) {
 	var opts []httphead.Option
 	for _, v := range values {
 		var ok bool
 		if opts, ok = httphead.ParseOptions([]byte(v), opts); !ok {
-			return false, errMalformedExtensions
+			return "", errMalformedExtensions
 		}
 	}
 	for _, o := range opts {
 		if string(o.Name) != "permessage-deflate" {
 			continue
 		}
-		ok, seen := true, map[string]bool{}
+		ok, seen, window := true, map[string]bool{}, false
 		o.Parameters.ForEach(func(k, v []byte) bool {
 			key := string(k)
 			if seen[key] {
@@ -60,16 +66,20 @@ func acceptDeflate(values []string) (bool, error) {
 				ok = len(v) == 0 || windowBits(v) > 0
 			case "server_max_window_bits":
 				ok = windowBits(v) == 15
+				window = true
 			default:
 				ok = false
 			}
 			return ok
 		})
+		if ok && window {
+			return deflateResponse15, nil
+		}
 		if ok {
-			return true, nil
+			return deflateResponse, nil
 		}
 	}
-	return false, nil
+	return "", nil
 }
 
 var errMalformedExtensions = errorString("malformed Sec-WebSocket-Extensions")

@@ -29,7 +29,8 @@
 // most the growth of the caller's buffer. Everything is bounded: the
 // handshake by HandshakeTimeout and MaxHeaderBytes, messages by
 // MaxMessageSize (after decompression: a deflate bomb stops at the limit
-// with close 1009), silent clients by PingInterval and IdleTimeout, each
+// with close 1009), silent clients by PingInterval and IdleTimeout (and a
+// quiet bridge, both ways, by Bridge.IdleTimeout when set), each
 // write by WriteTimeout and the closing handshake by CloseTimeout. Peer
 // errors get the RFC's close code: 1002 for protocol errors (unmasked
 // frame, reserved opcode or bit, fragmented or long control frame, bad

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/flate"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"testing"
@@ -200,6 +201,13 @@ func TestCompressedFrames(t *testing.T) {
 		{"deflate bomb", deflated(t, make([]byte, 1<<20)), ws.OpBinary, CloseMessageTooBig},
 		{"corrupt deflate", []byte{0xff, 0xff, 0xff, 0xff}, ws.OpBinary, CloseInvalidPayload},
 		{"text not UTF-8 after inflating", deflated(t, []byte("abc\xff")), ws.OpText, CloseInvalidPayload},
+		// Truncated deflate data: flate reports io.ErrUnexpectedEOF when
+		// the message ends mid-block; that is bad data too (RFC 7692 §8).
+		{"deflate cut mid-block", func() []byte {
+			z := deflated(t, bytes.Repeat([]byte("abcdefghij"), 100))
+			return z[:len(z)/2]
+		}(), ws.OpBinary, CloseInvalidPayload},
+		{"stored block cut short", []byte{0x00, 100, 0, 155, 255, 'x'}, ws.OpBinary, CloseInvalidPayload},
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {
@@ -211,9 +219,25 @@ func TestCompressedFrames(t *testing.T) {
 			if code, reason := rc.expectClose(); code != tt.code {
 				t.Errorf("close %d %q; want %d", code, reason, tt.code)
 			}
-			<-results
+			var ce *CloseError
+			if err := waitResult(t, results); !errors.As(err, &ce) || ce.Remote || ce.Code != tt.code {
+				t.Errorf("ReadMessage: %v; want a local close %d", err, tt.code)
+			}
 		})
 	}
+	// The network ending inside a compressed message is not bad data.
+	t.Run("connection ends mid-message", func(t *testing.T) {
+		rc := dialRaw(t, addr)
+		rc.upgrade("/", nil, ext)
+		f := frame(true, ws.OpBinary, deflated(t, bytes.Repeat([]byte("abcdefghij"), 100)))
+		f[0] |= 0x40
+		rc.send(f[:len(f)/2])
+		rc.c.(*net.TCPConn).CloseWrite()
+		var ce *CloseError
+		if err := waitResult(t, results); !errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &ce) {
+			t.Errorf("ReadMessage: %v; want io.ErrUnexpectedEOF", err)
+		}
+	})
 }
 
 func inflate(p []byte) ([]byte, error) {
@@ -268,5 +292,45 @@ func TestKeepalive(t *testing.T) {
 		if ce, ok := (<-done).(*CloseError); !ok || ce.Remote || ce.Code != CloseGoingAway {
 			t.Errorf("ReadMessage: %v", ce)
 		}
+	})
+}
+
+// TestKeepalivePingClamped, on fake time: a PingInterval not below
+// IdleTimeout is taken as half of it, so that a quiet live client is
+// asked before it is dropped, and stays by answering.
+func TestKeepalivePingClamped(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv, cli := net.Pipe()
+		defer cli.Close()
+		done := make(chan error, 1)
+		go func() {
+			c, err := (&Upgrader{PingInterval: time.Minute, IdleTimeout: 10 * time.Second}).Upgrade(srv)
+			if err != nil {
+				done <- err
+				return
+			}
+			defer c.Close()
+			_, _, err = c.ReadMessage(nil)
+			done <- err
+		}()
+		rc := &rawClient{t: t, c: cli, br: bufio.NewReader(cli)}
+		rc.upgrade("/", nil)
+		start := time.Now()
+		for i := 1; i <= 3; i++ {
+			h, p, err := rc.next()
+			if err != nil || h.OpCode != ws.OpPing {
+				t.Fatalf("ping %d: %+v %v", i, h, err)
+			}
+			if d := time.Since(start); d != time.Duration(i)*5*time.Second {
+				t.Errorf("ping %d after %v; want %v", i, d, time.Duration(i)*5*time.Second)
+			}
+			rc.send(frame(true, ws.OpPong, p))
+		}
+		rc.send(frame(true, ws.OpText, []byte("still here")))
+		if err := <-done; err != nil {
+			t.Errorf("ReadMessage: %v", err)
+		}
+		go io.Copy(io.Discard, cli) // the close frame from Close
+		rc.send(closeFrame(CloseNormal, ""))
 	})
 }

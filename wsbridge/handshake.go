@@ -147,13 +147,16 @@ type Upgrader struct {
 	BufferSize int
 	// PingInterval: a ping is sent when the client has sent nothing for
 	// this long. If zero, DefaultPingInterval (30 s); negative disables
-	// pings. Keep it below IdleTimeout, or live clients are never asked
-	// to prove it before they are dropped.
+	// pings. One not below IdleTimeout would never be sent before a live
+	// but quiet client is dropped, so it is taken as half of IdleTimeout.
 	PingInterval time.Duration
 	// IdleTimeout: a client that sends nothing, not even a pong, for this
 	// long is disconnected (close 1001). If zero, DefaultIdleTimeout
 	// (75 s), which lets a live client answer two pings. It cannot be
-	// disabled: with pings, only dead clients reach it.
+	// disabled: with pings, only dead clients reach it. Both clocks run
+	// only while the connection is being read (ReadMessage, or the bridge
+	// waiting for the client): time a busy handler spends between reads
+	// does not count as the client's silence.
 	IdleTimeout time.Duration
 	// WriteTimeout bounds each write to the client. If zero,
 	// DefaultWriteTimeout (30 s).
@@ -319,6 +322,8 @@ type negotiated struct {
 	key      string // Sec-WebSocket-Key
 	protocol string
 	deflate  bool
+	// deflateExt is the permessage-deflate response, when deflate.
+	deflateExt string
 }
 
 // parseError is a refusal found while parsing.
@@ -396,6 +401,16 @@ func (u *Upgrader) parse(head []byte) (*Request, negotiated, *parseError) {
 	default:
 		return nil, hs, bad("more than one Host")
 	}
+	// A handshake has no body (RFC 6455 §4.1): bytes announced as one
+	// would be taken for frames.
+	if len(h["Transfer-Encoding"]) > 0 {
+		return nil, hs, bad("a handshake has no body")
+	}
+	for _, v := range h["Content-Length"] {
+		if v != "0" {
+			return nil, hs, bad("a handshake has no body")
+		}
+	}
 	if !hasToken(h["Upgrade"], "websocket") {
 		return nil, hs, bad("Upgrade does not name websocket")
 	}
@@ -404,7 +419,10 @@ func (u *Upgrader) parse(head []byte) (*Request, negotiated, *parseError) {
 	}
 	switch v := h["Sec-Websocket-Version"]; {
 	case len(v) == 0:
-		return nil, hs, bad("missing Sec-WebSocket-Version")
+		// RFC 6455 §4.2.2: a 400 for a missing version names ours too.
+		pe := bad("missing Sec-WebSocket-Version")
+		pe.header = http.Header{"Sec-Websocket-Version": {"13"}}
+		return nil, hs, pe
 	case len(v) > 1 || v[0] != "13":
 		// RFC 6455 §4.2.2 and §4.4: name the version we speak.
 		pe := &parseError{Status: http.StatusUpgradeRequired, Reason: "unsupported WebSocket version", Err: ErrBadHandshake}
@@ -446,11 +464,11 @@ pick:
 		}
 	}
 	if u.Compression {
-		ok, err := acceptDeflate(h["Sec-Websocket-Extensions"])
+		ext, err := acceptDeflate(h["Sec-Websocket-Extensions"])
 		if err != nil {
 			return nil, hs, bad(err.Error())
 		}
-		hs.deflate = ok
+		hs.deflate, hs.deflateExt = ext != "", ext
 	}
 	return req, hs, nil
 }
@@ -538,7 +556,9 @@ func (u *Upgrader) appendAccept(b []byte, hs negotiated) []byte {
 		b = append(b, "\r\n"...)
 	}
 	if hs.deflate {
-		b = append(b, "Sec-WebSocket-Extensions: "+deflateResponse+"\r\n"...)
+		b = append(b, "Sec-WebSocket-Extensions: "...)
+		b = append(b, hs.deflateExt...)
+		b = append(b, "\r\n"...)
 	}
 	for k, vs := range u.Header {
 		switch textproto.CanonicalMIMEHeaderKey(k) {
