@@ -476,7 +476,9 @@ func (d *daemon) bridge(c *mux.Conn, listener string, rc *RouteConfig) {
 		ProxyHeader: rc.SendProxy == "v2",
 		Logger:      d.log,
 	}
-	b.Upgrader.IdleTimeout = rc.IdleTimeout.or(defaultIdleTimeout)
+	// idle_timeout means no data either way, as for proxied routes; the
+	// Upgrader's own keeps its default (client silence, pings answered).
+	b.IdleTimeout = rc.IdleTimeout.or(defaultIdleTimeout)
 	err := b.ServeConn(d.ctx, c)
 	switch {
 	case err == nil:
