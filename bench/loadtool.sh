@@ -51,7 +51,7 @@ go build -o "$tmp/portmux" ./cmd/portmux
 go build -o "$tmp/bareserver" ./bench/bareserver
 "$tmp/bareserver" -addr "127.0.0.1:$PORT" -h2c-addr "127.0.0.1:$((PORT + 1))" 2>"$tmp/server.log" &
 server=$!
-trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null; rm -rf "$tmp"' EXIT
+trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null || true; rm -rf "$tmp"' EXIT
 url=http://127.0.0.1:$PORT/
 h2url=http://127.0.0.1:$((PORT + 1))/
 for _ in $(seq 50); do
