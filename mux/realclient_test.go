@@ -4,9 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -52,7 +50,7 @@ func TestCurl(t *testing.T) {
 // TestHAProxyProxyV2: HAProxy in front of the mux sends PROXY v2; the mux
 // trusts loopback, strips the header and reports the client's address.
 func TestHAProxyProxyV2(t *testing.T) {
-	haproxy := testtool.Need(t, "haproxy")
+	testtool.Need(t, "haproxy")
 	got := make(chan string, 4)
 	m := start(t, func(m *Mux) {
 		m.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
@@ -62,39 +60,10 @@ func TestHAProxyProxyV2(t *testing.T) {
 			c.Write([]byte("HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n"))
 		})
 	})
-	front := freePort(t)
-	cfg := filepath.Join(t.TempDir(), "haproxy.cfg")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`global
-	log stderr format raw local0 emerg
-defaults
-	mode tcp
-	timeout connect 5s
-	timeout client 10s
-	timeout server 10s
-frontend f
-	bind %s
-	default_backend b
-backend b
-	server mux %s send-proxy-v2
-`, front, m.Addr())), 0o600)
-	cmd := exec.Command(haproxy, "-db", "-f", cfg)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	}()
-	var c net.Conn
-	var err error
-	for range 200 {
-		if c, err = net.Dial("tcp", front); err == nil {
-			break
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
+	front := testtool.HAProxy(t, m.Addr().String())
+	c, err := net.Dial("tcp", front)
 	if err != nil {
-		t.Fatalf("haproxy did not listen on %s: %v", front, err)
+		t.Fatal(err)
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second))
@@ -108,13 +77,4 @@ backend b
 	case <-time.After(10 * time.Second):
 		t.Fatal("no connection reached the mux through haproxy")
 	}
-}
-
-func freePort(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }

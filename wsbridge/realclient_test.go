@@ -112,17 +112,9 @@ func serveEcho(ctx context.Context, u *Upgrader, c net.Conn) {
 // HTTP/1.1 through the mux, opens three WebSockets through the same port,
 // and reports whether every byte came back.
 func TestChromium(t *testing.T) {
-	chromium := testtool.Need(t, "chromium")
+	testtool.Need(t, "chromium")
 	addr, report := startMuxSite(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, chromium, "--headless", "--no-sandbox", "--disable-gpu",
-		"--disable-quic", "--no-first-run", "--disable-background-networking",
-		"--disable-component-update", "--disable-sync", "--user-data-dir="+t.TempDir(),
-		"--virtual-time-budget=10000", "--dump-dom", "http://"+addr+"/").Output()
-	if err != nil {
-		t.Fatalf("chromium: %v", err)
-	}
+	out := testtool.ChromiumDOM(t, "http://"+addr+"/")
 	var got string
 	select {
 	case got = <-report:

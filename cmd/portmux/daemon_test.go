@@ -437,7 +437,7 @@ func freePort(t *testing.T) string {
 // and passes the client's address on to the backend in a PROXY v2 header
 // of its own.
 func TestHAProxyInFront(t *testing.T) {
-	haproxy := testtool.Need(t, "haproxy")
+	testtool.Need(t, "haproxy")
 	web := httpBackend(t, "web")
 	addrs, _ := startDaemon(t, `
 listeners:
@@ -448,36 +448,10 @@ listeners:
         to: {{web}}
         send_proxy: v2
 `, map[string]string{"web": web})
-	front := "127.0.0.1:" + freePort(t)
-	cfg := filepath.Join(t.TempDir(), "haproxy.cfg")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`global
-	log stderr format raw local0 emerg
-defaults
-	mode tcp
-	timeout connect 5s
-	timeout client 10s
-	timeout server 10s
-frontend f
-	bind %s
-	default_backend b
-backend b
-	server portmux %s send-proxy-v2
-`, front, addrs[0])), 0o600)
-	cmd := exec.Command(haproxy, "-db", "-f", cfg)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	var c net.Conn
-	var err error
-	for range 200 {
-		if c, err = net.Dial("tcp", front); err == nil {
-			break
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
+	front := testtool.HAProxy(t, addrs[0])
+	c, err := net.Dial("tcp", front)
 	if err != nil {
-		t.Fatalf("haproxy did not listen on %s: %v", front, err)
+		t.Fatal(err)
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second))

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -156,18 +155,9 @@ func TestEchoLimits(t *testing.T) {
 // TestDemoInChromium loads the page in headless Chromium: it arrives over
 // HTTP/1.1, opens its WebSocket through the same port and shows the echo.
 func TestDemoInChromium(t *testing.T) {
-	chromium := testtool.Need(t, "chromium")
+	testtool.Need(t, "chromium")
 	addr, _ := startDemo(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, chromium, "--headless", "--no-sandbox", "--disable-gpu",
-		"--disable-quic", "--no-first-run", "--disable-background-networking",
-		"--disable-component-update", "--disable-sync", "--user-data-dir="+t.TempDir(),
-		"--virtual-time-budget=10000", "--dump-dom", "http://"+addr+"/").Output()
-	if err != nil {
-		t.Fatalf("chromium: %v", err)
-	}
-	dom := string(out)
+	dom := testtool.ChromiumDOM(t, "http://"+addr+"/")
 	for _, want := range []string{`<code id="proto">HTTP/1.1</code>`, "WebSocket open\necho: hello through the mux\n"} {
 		if !strings.Contains(dom, want) {
 			t.Errorf("page after load lacks %q:\n%s", want, dom)
