@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -186,13 +187,17 @@ func (e *ConfigError) Error() string {
 	return e.Msg
 }
 
+var unknownField = regexp.MustCompile(`field (\S+) not found in type \S+`)
+
 // parseConfig decodes and checks a configuration.
 func parseConfig(data []byte) (*Config, error) {
 	var cfg Config
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&cfg); err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+		// yaml names Go types ("field x not found in type main.RouteConfig").
+		msg := unknownField.ReplaceAllString(err.Error(), `unknown key "$1"`)
+		return nil, fmt.Errorf("config: %s", msg)
 	}
 	var root yaml.Node
 	yaml.Unmarshal(data, &root)

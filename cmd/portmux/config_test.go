@@ -57,7 +57,7 @@ func TestConfigExample(t *testing.T) {
 func TestConfigErrors(t *testing.T) {
 	base := "listeners:\n  - listen: 127.0.0.1:1\n    routes:\n"
 	tests := []struct{ yaml, want string }{
-		{base + "      - match: http1\n        to: 127.0.0.1:2\n        colour: red\n", "line 6: field colour not found"},
+		{base + "      - match: http1\n        to: 127.0.0.1:2\n        colour: red\n", `line 6: unknown key "colour"`},
 		{"listeners:\n  - listen: 127.0.0.1:1\n    sniff_timeout: 3 seconds\n    routes: [{match: any, to: 127.0.0.1:2}]\n", `line 3: "3 seconds" is not a duration`},
 		{"listeners:\n  - listen: 127.0.0.1:1\n    max_sniff_bytes: 16 parsecs\n    routes: [{match: any, to: 127.0.0.1:2}]\n", `line 3: "16 parsecs" is not a size`},
 		{base + "      - match: any\n        to: 127.0.0.1:2\n      - match: ssh\n        to: 127.0.0.1:3\n", `line 6: route "ssh-2" is unreachable: route "any-1" at line 4`},

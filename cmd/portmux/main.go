@@ -70,7 +70,17 @@ func main() {
 	flag.DurationVar(&o.grace, "grace", 0, "how long established connections may finish after SIGINT or SIGTERM (default: the file's grace, else 10s)")
 	check := flag.Bool("check", false, "validate the configuration and exit")
 	showVersion := flag.Bool("version", false, "print the version and exit")
+	flag.Usage = func() {
+		fmt.Fprintf(flag.CommandLine.Output(), "usage: portmux [flags]             serve (the embedded demo, or -config FILE)\n"+
+			"       portmux bench [flags] TARGET  drive load at TARGET (portmux bench -h)\n\nflags:\n")
+		flag.PrintDefaults()
+	}
 	flag.Parse()
+	if flag.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "portmux: unexpected argument %q (the load tool is \"portmux bench\")\n", flag.Arg(0))
+		flag.Usage()
+		os.Exit(2)
+	}
 	// SIGHUP from the first moment: its default action would kill us
 	// (systemctl reload can come early).
 	hup := make(chan os.Signal, 1)
@@ -89,7 +99,7 @@ func main() {
 		for _, l := range cfg.Listeners {
 			routes += len(l.Routes)
 		}
-		fmt.Printf("portmux: configuration OK: %d listeners, %d routes\n", len(cfg.Listeners), routes)
+		fmt.Printf("portmux: configuration OK: %s, %s\n", plural(len(cfg.Listeners), "listener"), plural(routes, "route"))
 		return
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -141,6 +151,13 @@ func loadConfig(o options) (*Config, error) {
 		return nil, fmt.Errorf("%s: %w", o.configPath, err)
 	}
 	return cfg, nil
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }
 
 func newLogger(lc LogConfig, w io.Writer) *slog.Logger {
@@ -195,6 +212,9 @@ try:
 				continue
 			}
 			log.Info("configuration reloaded", "listeners", len(next.Listeners))
+			if next.Log != cfg.Log || next.Metrics != cfg.Metrics {
+				log.Warn("log: and metrics: changed in the file; they take effect at the next start")
+			}
 			continue
 		case <-ctx.Done():
 		}

@@ -68,7 +68,7 @@ func TestCheckFlag(t *testing.T) {
 	bin := portmuxBinary(t)
 	good := writeConfig(t, "listeners:\n  - listen: 127.0.0.1:9\n    routes: [{match: any, to: 127.0.0.1:10}]\n")
 	out, err := exec.Command(bin, "-check", "-config", good).CombinedOutput()
-	if err != nil || string(out) != "portmux: configuration OK: 1 listeners, 1 routes\n" {
+	if err != nil || string(out) != "portmux: configuration OK: 1 listener, 1 route\n" {
 		t.Errorf("-check on a good file: %q %v", out, err)
 	}
 	bad := writeConfig(t, "listeners:\n  - listen: 127.0.0.1:9\n    routes:\n      - match: any\n        to: 127.0.0.1:10\n      - match: ssh\n        to: 127.0.0.1:11\n")
