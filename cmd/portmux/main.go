@@ -11,8 +11,8 @@
 //     handshake reaches the same echo.
 //
 // With -config FILE it serves a YAML configuration of listeners and
-// routes to backends: proxied (spliced between TCP sockets, with PROXY
-// v1/v2 out if asked), WebSocket bridged to TCP, or served by the built-in
+// routes to backends: proxied (bulk spliced between TCP sockets, with
+// PROXY v1/v2 out if asked), WebSocket bridged to TCP, or served by the built-in
 // page and echo. -check validates a configuration and exits. Metrics are
 // served in Prometheus text format if configured.
 //
