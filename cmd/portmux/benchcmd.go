@@ -35,7 +35,8 @@ Modes (-mode):
 The run ends after -d or -n requests (attempts, failed ones included),
 whichever comes first; with -n alone only the count ends it, with neither
 it lasts 10s. With -rate, latency counts from when each request was due.
-Exit status: 0, or 1 if every request failed, 2 for bad usage.
+Exit status: 0, or 1 if no request succeeded (all failed, or none finished), 2
+for bad usage.
 
 Flags:
 `
@@ -176,7 +177,9 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer, isT
 			status = 1
 		}
 	}
-	if res.Requests == 0 && res.Errors > 0 {
+	if res.Requests == 0 {
+		// Every request failed, or none finished (a target that never
+		// answers): not a measurement.
 		status = 1
 	}
 	return status
@@ -199,6 +202,7 @@ func writeSVG(name string, res *loadgen.Result) error {
 func runBench(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	context.AfterFunc(ctx, stop) // a second SIGINT or SIGTERM ends the process at once
 	return benchMain(ctx, args, os.Stdout, os.Stderr, isTerminal(os.Stderr))
 }
 

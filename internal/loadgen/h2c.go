@@ -445,6 +445,21 @@ func (c *h2Conn) handle(f http2.Frame) error {
 	id := f.Header().StreamID
 	switch f := f.(type) {
 	case *http2.MetaHeadersFrame:
+		c.mu.Lock()
+		st := c.streams[id]
+		trailers := st != nil && st.status >= 200
+		c.mu.Unlock()
+		if trailers {
+			// A second HEADERS after the final status: trailers (RFC 9113
+			// §8.1), which end the stream and carry no :status.
+			if !f.StreamEnded() || f.PseudoValue("status") != "" {
+				return protoErr("http2: trailers without END_STREAM, or with a :status")
+			}
+			c.mu.Lock()
+			c.finish(id, nil)
+			c.mu.Unlock()
+			return nil
+		}
 		status, err := strconv.Atoi(f.PseudoValue("status"))
 		if err != nil || status < 100 || status > 999 {
 			return protoErr("http2: bad :status %q", f.PseudoValue("status"))
@@ -503,6 +518,9 @@ func (c *h2Conn) handle(f http2.Frame) error {
 					st.sendWindow += delta
 				}
 			case http2.SettingMaxFrameSize:
+				if s.Val < 1<<14 || s.Val > 1<<24-1 { // RFC 9113 §6.5.2
+					return protoErr("http2: SETTINGS_MAX_FRAME_SIZE %d", s.Val)
+				}
 				c.maxFrame = int(s.Val)
 			case http2.SettingMaxConcurrentStreams:
 				c.maxStreams = int(max(s.Val, 1))

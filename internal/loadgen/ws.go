@@ -138,7 +138,8 @@ func (c *wsClient) echo() error {
 				return protoErr("unexpected opcode %#x", op)
 			}
 			started = true
-			if uint64(len(c.in))+n > uint64(len(c.payload)) {
+			// Compared so that no length, however large, overflows.
+			if n > uint64(len(c.payload)-len(c.in)) {
 				return protoErr("echo longer than the %d-byte message", len(c.payload))
 			}
 			m := len(c.in)
@@ -200,6 +201,9 @@ func (c *wsClient) readFrameHeader() (fin bool, op byte, n uint64, err error) {
 			return
 		}
 		n = binary.BigEndian.Uint64(h[:8])
+		if n>>63 != 0 {
+			return false, 0, 0, protoErr("frame length with its top bit set") // RFC 6455 §5.2
+		}
 	}
 	return fin, op, n, nil
 }
