@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -81,7 +82,12 @@ type h2Stream struct {
 	sendWindow  int64
 	recvUnacked int64
 	done        chan error // receives once per request
+	aborted     bool       // under h2Conn.mu: stop waiting in send
 }
+
+// errAborted ends a send that waited past the request's timeout or the
+// end of the run.
+var errAborted = errors.New("loadgen: h2c send abandoned")
 
 // h2Client is one worker in H2C mode.
 type h2Client struct {
@@ -320,7 +326,25 @@ func (c *h2Client) do() error {
 		c.timer.Reset(s.Timeout)
 	}
 	defer c.timer.Stop()
-	if err := conn.send(&c.st); err != nil {
+	// send may wait for a stream slot or for flow-control window, which
+	// a server can withhold: the request's timeout and the end of the run
+	// bound that wait too.
+	conn.mu.Lock()
+	c.st.aborted = false
+	conn.mu.Unlock()
+	guard := time.AfterFunc(s.Timeout, func() { conn.abort(&c.st) })
+	unhook := context.AfterFunc(c.w.r.ctx, func() { conn.abort(&c.st) })
+	err = conn.send(&c.st)
+	guard.Stop()
+	unhook()
+	if errors.Is(err, errAborted) {
+		conn.cancel(&c.st)
+		if e := c.w.r.ctx.Err(); e != nil {
+			return e
+		}
+		return &Error{KindTimeout, errTimeout}
+	}
+	if err != nil {
 		return err
 	}
 	select {
@@ -348,10 +372,14 @@ func (c *h2Conn) send(st *h2Stream) error {
 	// Within the server's SETTINGS_MAX_CONCURRENT_STREAMS (§5.1.2); the
 	// streams ahead end within their own timeouts.
 	c.mu.Lock()
-	for c.err == nil && len(c.streams) >= c.maxStreams {
+	for c.err == nil && !st.aborted && len(c.streams) >= c.maxStreams {
 		c.cond.Wait()
 	}
+	aborted := st.aborted
 	c.mu.Unlock()
+	if aborted {
+		return errAborted
+	}
 	// IDs must rise in the order their HEADERS are sent (§5.1.1): take
 	// the ID and encode the frame under the write lock.
 	c.wmu.Lock()
@@ -379,8 +407,12 @@ func (c *h2Conn) send(st *h2Stream) error {
 	c.wake()
 	for len(body) > 0 {
 		c.mu.Lock()
-		for c.err == nil && c.streams[st.id] == st && (c.sendWindow <= 0 || st.sendWindow <= 0) {
-			c.cond.Wait() // woken by WINDOW_UPDATE, SETTINGS, a failure or cancel
+		for c.err == nil && !st.aborted && c.streams[st.id] == st && (c.sendWindow <= 0 || st.sendWindow <= 0) {
+			c.cond.Wait() // woken by WINDOW_UPDATE, SETTINGS, a failure, cancel or abort
+		}
+		if st.aborted {
+			c.mu.Unlock()
+			return errAborted
 		}
 		if c.err != nil || c.streams[st.id] != st {
 			c.mu.Unlock()
@@ -395,6 +427,14 @@ func (c *h2Conn) send(st *h2Stream) error {
 		c.write(func() error { return c.fr.WriteData(st.id, len(body) == 0, chunk) })
 	}
 	return nil
+}
+
+// abort makes a send waiting for st give up.
+func (c *h2Conn) abort(st *h2Stream) {
+	c.mu.Lock()
+	st.aborted = true
+	c.mu.Unlock()
+	c.cond.Broadcast()
 }
 
 // cancel abandons st's request: the server is told to stop (RST_STREAM

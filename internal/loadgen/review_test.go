@@ -1,15 +1,18 @@
 package loadgen
 
 import (
+	"context"
 	"encoding/binary"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
+	"golang.org/x/net/http2"
 )
 
 // Tests for defects a review found; each failed (or crashed) before its fix.
@@ -50,5 +53,47 @@ func TestH2CTrailers(t *testing.T) {
 	res := run(t, Config{Mode: H2C, Target: srv.URL, Concurrency: 1, Streams: 4, Requests: 40})
 	if res.Errors != 0 || res.Requests != 40 {
 		t.Errorf("requests %d, errors %v %v; want 40 ok", res.Requests, res.ErrorsByKind, res.ErrorSamples)
+	}
+}
+
+// TestH2CNoWindow: a server that opens no flow-control window (and never
+// answers) cannot hold a run past its end: the send's wait is bounded by
+// the request timeout and the run's end, and the requests count as
+// timeouts.
+func TestH2CNoWindow(t *testing.T) {
+	addr := rawServer(t, func(c net.Conn) {
+		pre := make([]byte, len(http2.ClientPreface))
+		if _, err := io.ReadFull(c, pre); err != nil {
+			return
+		}
+		fr := http2.NewFramer(c, c)
+		fr.WriteSettings()
+		for {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				return
+			}
+			if sf, ok := f.(*http2.SettingsFrame); ok && !sf.IsAck() {
+				fr.WriteSettingsAck()
+			}
+		}
+	})
+	done := make(chan *Result, 1)
+	go func() {
+		res, err := Run(context.Background(), Config{Mode: H2C, Target: "http://" + addr + "/", Concurrency: 1, Streams: 1,
+			Size: 100000, Duration: 300 * time.Millisecond, Timeout: 100 * time.Millisecond})
+		if err != nil {
+			t.Error(err)
+		}
+		done <- res
+	}()
+	var res *Result
+	select {
+	case res = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not end: h2c's send waited for window for ever")
+	}
+	if res.Requests != 0 || res.ErrorsByKind["timeout"] == 0 {
+		t.Errorf("requests %d, errors %v; want timeouts only", res.Requests, res.ErrorsByKind)
 	}
 }
