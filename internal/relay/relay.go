@@ -141,6 +141,12 @@ func (s *session) pipe(n *atomic.Int64, dir int) error {
 			bufPool.Put(bufp)
 		}
 	}()
+	var sp *splicer
+	defer func() {
+		if sp != nil {
+			sp.close()
+		}
+	}()
 	var armed time.Time
 	for {
 		if idle > 0 {
@@ -164,9 +170,15 @@ func (s *session) pipe(n *atomic.Int64, dir int) error {
 				if r == len(buf) && werr == nil {
 					bufPool.Put(bufp) // bulk: splice from here on
 					bufp = nil
+					sp = newSplicer(dst, src)
 				}
 			}
 			err = rerr
+			if errors.Is(err, io.EOF) {
+				err, ended = nil, true
+			}
+		} else if sp != nil {
+			m, err = sp.step(chunk)
 			if errors.Is(err, io.EOF) {
 				err, ended = nil, true
 			}
