@@ -192,19 +192,17 @@ func (m *Mux) Serve() error {
 	if !m.serving.CompareAndSwap(false, true) {
 		return errors.New("mux: Serve called twice")
 	}
-	m.closeMu.Lock()
-	m.sem = make(chan struct{}, m.maxPending())
-	m.closeMu.Unlock()
+	sem := m.slots()
 	var delay time.Duration
 	for {
 		select {
-		case m.sem <- struct{}{}:
+		case sem <- struct{}{}:
 		case <-m.done:
 			return ErrMuxClosed
 		}
 		c, err := m.ln.Accept()
 		if err != nil {
-			<-m.sem
+			<-sem
 			if m.isClosing() {
 				return ErrMuxClosed
 			}
@@ -231,7 +229,7 @@ func (m *Mux) Serve() error {
 		if m.closed {
 			m.closeMu.Unlock()
 			c.Close()
-			<-m.sem
+			<-sem
 			m.stats.rejected[ReasonShutdown].Add(1)
 			if m.OnReject != nil {
 				m.OnReject(c, ReasonShutdown)
@@ -242,6 +240,52 @@ func (m *Mux) Serve() error {
 		m.closeMu.Unlock()
 		go m.serveConn(c)
 	}
+}
+
+// ServeConn sniffs and routes one connection accepted elsewhere, in the
+// calling goroutine, as Serve does each connection it accepts: for a
+// caller with an accept loop of its own (several sockets for one Mux, or
+// connections handed from one Mux to its successor on a reload). It waits
+// for a MaxPending slot, and returns once c has been handed off (for a
+// Handler route: once the Handler returned) or rejected. If the Mux is
+// closed, or closes while ServeConn waits for a slot, ServeConn returns
+// ErrMuxClosed and leaves c alone: it is the caller's to close.
+func (m *Mux) ServeConn(c net.Conn) error {
+	m.closeMu.Lock()
+	if m.closed {
+		m.closeMu.Unlock()
+		return ErrMuxClosed
+	}
+	if m.sem == nil {
+		m.sem = make(chan struct{}, m.maxPending())
+	}
+	sem := m.sem
+	m.inflight.Add(1)
+	m.closeMu.Unlock()
+	select {
+	case sem <- struct{}{}:
+	case <-m.done:
+		m.inflight.Done()
+		return ErrMuxClosed
+	}
+	if m.isClosing() {
+		<-sem
+		m.inflight.Done()
+		return ErrMuxClosed
+	}
+	m.serveConn(c)
+	return nil
+}
+
+// slots returns the MaxPending semaphore, made on first use with the
+// MaxPending in force then.
+func (m *Mux) slots() chan struct{} {
+	m.closeMu.Lock()
+	defer m.closeMu.Unlock()
+	if m.sem == nil {
+		m.sem = make(chan struct{}, m.maxPending())
+	}
+	return m.sem
 }
 
 func (m *Mux) isClosing() bool {
