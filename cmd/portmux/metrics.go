@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -17,26 +18,69 @@ var sniffBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025,
 type daemonMetrics struct {
 	set   *metrics.Set
 	ready atomic.Bool // /healthz answers 200 while set
+
+	// The metrics a connection updates, by their labels: looked up by
+	// a map read instead of formatting their names every time.
+	mu       sync.RWMutex
+	counters map[metricKey]*metrics.Counter
+	sniffs   map[string]*metrics.PrometheusHistogram
+}
+
+type metricKey struct {
+	name                     string // the metric's name
+	listener, route, outcome string // outcome: the direction for bytes
 }
 
 func newMetrics() *daemonMetrics {
-	return &daemonMetrics{set: metrics.NewSet()}
+	return &daemonMetrics{
+		set:      metrics.NewSet(),
+		counters: make(map[metricKey]*metrics.Counter),
+		sniffs:   make(map[string]*metrics.PrometheusHistogram),
+	}
+}
+
+// counter returns the counter for k, made on first use.
+func (m *daemonMetrics) counter(k metricKey) *metrics.Counter {
+	m.mu.RLock()
+	c := m.counters[k]
+	m.mu.RUnlock()
+	if c != nil {
+		return c
+	}
+	label := "outcome"
+	if k.name == "portmux_bytes_total" {
+		label = "direction"
+	}
+	c = m.set.GetOrCreateCounter(fmt.Sprintf(`%s{listener=%q,route=%q,%s=%q}`, k.name, k.listener, k.route, label, k.outcome))
+	m.mu.Lock()
+	m.counters[k] = c
+	m.mu.Unlock()
+	return c
 }
 
 // conn counts a connection's outcome: "ok", "idle_timeout", "error",
 // "dial_error", "dial_timeout", "route_limit", or a mux rejection reason
 // ("upgrade_required", "timeout", "no_match", ...).
 func (m *daemonMetrics) conn(listener, route, outcome string) {
-	m.set.GetOrCreateCounter(fmt.Sprintf(`portmux_connections_total{listener=%q,route=%q,outcome=%q}`, listener, route, outcome)).Inc()
+	m.counter(metricKey{"portmux_connections_total", listener, route, outcome}).Inc()
 }
 
 func (m *daemonMetrics) sniff(listener string, d time.Duration) {
-	m.set.GetOrCreatePrometheusHistogramExt(fmt.Sprintf(`portmux_sniff_seconds{listener=%q}`, listener), sniffBuckets).Update(d.Seconds())
+	m.mu.RLock()
+	h := m.sniffs[listener]
+	m.mu.RUnlock()
+	if h == nil {
+		h = m.set.GetOrCreatePrometheusHistogramExt(fmt.Sprintf(`portmux_sniff_seconds{listener=%q}`, listener), sniffBuckets)
+		m.mu.Lock()
+		m.sniffs[listener] = h
+		m.mu.Unlock()
+	}
+	h.Update(d.Seconds())
 }
 
 func (m *daemonMetrics) bytes(listener, route string, up, down int64) {
-	m.set.GetOrCreateCounter(fmt.Sprintf(`portmux_bytes_total{listener=%q,route=%q,direction="up"}`, listener, route)).AddInt64(up)
-	m.set.GetOrCreateCounter(fmt.Sprintf(`portmux_bytes_total{listener=%q,route=%q,direction="down"}`, listener, route)).AddInt64(down)
+	m.counter(metricKey{"portmux_bytes_total", listener, route, "up"}).AddInt64(up)
+	m.counter(metricKey{"portmux_bytes_total", listener, route, "down"}).AddInt64(down)
 }
 
 func (m *daemonMetrics) active(listener, route string) *metrics.Gauge {
