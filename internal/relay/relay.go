@@ -91,9 +91,12 @@ func (r *Relay) Run(client, backend net.Conn, counts *Counts) error {
 			once.Do(func() { first = err; client.Close(); backend.Close() })
 		}
 	}
+	// The calling goroutine copies client to backend: in a
+	// request-response exchange that direction ends last (the client
+	// closes after the answer), so the Wait below seldom has to park.
 	var wg sync.WaitGroup
-	wg.Go(func() { fail(s.pipe(&counts.Up, 0)) })
-	fail(s.pipe(&counts.Down, 1))
+	wg.Go(func() { fail(s.pipe(&counts.Down, 1)) })
+	fail(s.pipe(&counts.Up, 0))
 	wg.Wait()
 	return first
 }
