@@ -39,7 +39,7 @@ type daemon struct {
 	ports   map[string]*port // by listener name
 	retired []*mux.Mux       // muxes replaced by a reload, shut down last
 	conns   map[net.Conn]struct{}
-	wg      sync.WaitGroup // accept loops and Serve calls
+	wg      sync.WaitGroup // accept loops and the connections they hand off
 
 	page       *h2c.Server // the built-in page, shared by every listener
 	pageQueue  *queue
@@ -56,6 +56,7 @@ type port struct {
 	ln    net.Listener
 	cur   atomic.Pointer[generation]
 	slots *limiter      // max_connections, for the port's whole life
+	idle  chan net.Conn // to a worker waiting for a connection (unbuffered)
 	done  chan struct{} // closed when the port stops for good
 	once  sync.Once
 }
@@ -70,10 +71,13 @@ func (p *port) stop() {
 }
 
 // generation is the mux that serves a port's connections until a reload
-// with other listener settings replaces it.
+// with other listener settings replaces it. The port's accept loop hands
+// it each connection (ServeConn); its queue is the mux's listener in name
+// only, for its address, and is never pushed to.
 type generation struct {
-	m *mux.Mux
-	q *queue
+	m    *mux.Mux
+	q    *queue
+	name string // the listener's, for metrics
 }
 
 func newDaemon(cfg *Config, log *slog.Logger) *daemon {
@@ -173,7 +177,7 @@ func (d *daemon) openPort(lc *ListenerConfig) (*port, error) {
 			return nil, err
 		}
 	}
-	p := &port{cfg: lc, ln: ln, slots: newLimiter(maxConns(lc)), done: make(chan struct{})}
+	p := &port{cfg: lc, ln: ln, slots: newLimiter(maxConns(lc)), idle: make(chan net.Conn), done: make(chan struct{})}
 	p.cur.Store(d.newGeneration(p, lc))
 	return p, nil
 }
@@ -204,13 +208,14 @@ func (d *daemon) newGeneration(p *port, lc *ListenerConfig) *generation {
 		p.slots.release()
 	}
 	m.SetRoutes(d.routes(p, lc))
-	g := &generation{m: m, q: q}
-	d.wg.Go(func() { m.Serve() })
-	return g
+	return &generation{m: m, q: q, name: name}
 }
 
-// servePort runs the accept loop: take a slot, accept, hand to the
-// current mux. Accept errors back off as the mux's own loop does.
+// servePort runs the accept loop: take a slot, accept, and sniff and
+// route in a goroutine of the connection's own, with the current
+// generation's mux. A reload's retired mux finishes what it was handed;
+// none is closed before shutdown. Accept errors back off as the mux's own
+// loop does.
 func (d *daemon) servePort(p *port) {
 	addr := p.ln.Addr().String()
 	d.wg.Go(func() {
@@ -234,33 +239,48 @@ func (d *daemon) servePort(p *port) {
 				continue
 			}
 			delay = 0
-			if !d.push(p, c) {
+			select {
+			case <-p.done: // accepted as the port stopped
 				c.Close()
 				p.slots.release()
 				return
+			default:
+			}
+			select {
+			case p.idle <- c: // a worker waiting for its next connection
+			default:
+				d.wg.Go(func() { d.work(p, c) })
 			}
 		}
 	})
 }
 
-// push hands c to the port's current mux. A reload stores the new
-// generation before it closes the old one's queue, so a failed push is
-// retried with the new one, unless the port itself stopped.
-func (d *daemon) push(p *port, c net.Conn) bool {
+// workerIdle is how long a port's worker goroutine waits for another
+// connection once it has served one.
+const workerIdle = 10 * time.Second
+
+// work serves c, then every connection the accept loop hands it, until
+// none comes for workerIdle or the port stops. A worker's goroutine keeps
+// the stack that dialing a backend grew, which a goroutine started per
+// connection would grow (and copy) anew every time.
+func (d *daemon) work(p *port, c net.Conn) {
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
 	for {
 		g := p.cur.Load()
-		if g.q.push(c) {
-			return true
+		if g.m.ServeConn(c) != nil {
+			// Shutdown closed the mux first.
+			c.Close()
+			p.slots.release()
+			d.met.conn(g.name, "", "shutdown")
 		}
+		idle.Reset(workerIdle)
 		select {
+		case c = <-p.idle:
+		case <-idle.C:
+			return
 		case <-p.done:
-			return false
-		default:
-		}
-		if p.cur.Load() == g {
-			// Closed, yet neither replaced nor stopped: cannot happen;
-			// do not spin if it does.
-			return false
+			return
 		}
 	}
 }
@@ -320,6 +340,9 @@ func (d *daemon) handler(p *port, rc *RouteConfig) mux.Handler {
 	if rc.MaxConnections > 0 {
 		routeSlots = d.routeLimiter(listener+"\x00"+rc.Name, rc.MaxConnections)
 	}
+	// No TCP keepalive probes (three setsockopt calls a connection): the
+	// relay's idle timeout ends dead connections.
+	dialer := &net.Dialer{Timeout: rc.DialTimeout.or(defaultDialTimeout), KeepAlive: -1}
 	return mux.HandlerFunc(func(c *mux.Conn) {
 		d.met.sniff(listener, c.SniffTime())
 		var once sync.Once
@@ -358,7 +381,7 @@ func (d *daemon) handler(p *port, rc *RouteConfig) mux.Handler {
 		case rc.Bridge != "":
 			d.bridge(c, listener, rc)
 		default:
-			d.proxy(c, listener, rc)
+			d.proxy(c, listener, rc, dialer)
 		}
 	})
 }
@@ -402,15 +425,12 @@ func (d *daemon) track(c net.Conn) func() {
 	}
 }
 
-// dialBackend connects to addr and writes the PROXY header rc asks for,
-// carrying the client's addresses (those of a trusted PROXY header in
-// front of us, if there was one). It counts dial failures.
-func (d *daemon) dialBackend(c *mux.Conn, listener string, rc *RouteConfig, addr string) (net.Conn, bool) {
-	timeout := rc.DialTimeout.or(defaultDialTimeout)
-	// No TCP keepalive probes (three setsockopt calls a connection): the
-	// relay's idle timeout ends dead connections.
-	dialer := net.Dialer{Timeout: timeout, KeepAlive: -1}
-	b, err := dialer.Dial("tcp", addr)
+// dialBackend connects to the route's backend and writes the PROXY header
+// rc asks for, carrying the client's addresses (those of a trusted PROXY
+// header in front of us, if there was one). It counts dial failures.
+func (d *daemon) dialBackend(c *mux.Conn, listener string, rc *RouteConfig, dialer *net.Dialer) (net.Conn, bool) {
+	timeout := dialer.Timeout
+	b, err := dialer.Dial("tcp", rc.To)
 	if err != nil {
 		outcome := "dial_error"
 		var ne net.Error
@@ -418,7 +438,7 @@ func (d *daemon) dialBackend(c *mux.Conn, listener string, rc *RouteConfig, addr
 			outcome = "dial_timeout"
 		}
 		d.met.conn(listener, rc.Name, outcome)
-		d.log.Warn("backend unreachable", "listener", listener, "route", rc.Name, "backend", addr, "err", err)
+		d.log.Warn("backend unreachable", "listener", listener, "route", rc.Name, "backend", rc.To, "err", err)
 		return nil, false
 	}
 	if rc.SendProxy != "" {
@@ -440,10 +460,10 @@ func (d *daemon) dialBackend(c *mux.Conn, listener string, rc *RouteConfig, addr
 }
 
 // proxy copies between the client and the route's backend.
-func (d *daemon) proxy(c *mux.Conn, listener string, rc *RouteConfig) {
+func (d *daemon) proxy(c *mux.Conn, listener string, rc *RouteConfig, dialer *net.Dialer) {
 	untrack := d.track(c)
 	defer untrack()
-	b, ok := d.dialBackend(c, listener, rc, rc.To)
+	b, ok := d.dialBackend(c, listener, rc, dialer)
 	if !ok {
 		c.Close()
 		return
@@ -549,7 +569,7 @@ func (d *daemon) reload(cfg *Config) error {
 			old := p.cur.Load()
 			p.cfg = lc
 			p.cur.Store(d.newGeneration(p, lc))
-			old.q.Close() // its Serve returns; its sniffs and handlers go on
+			old.q.Close() // retired: it finishes what it was handed
 			d.retired = append(d.retired, old.m)
 		}
 		next[lc.Name] = p

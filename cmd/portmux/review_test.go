@@ -41,7 +41,7 @@ func TestAcceptAfterQueueClosed(t *testing.T) {
 	a, b := net.Pipe()
 	defer b.Close()
 	ln := &gateLn{gate: make(chan struct{}), c: a}
-	p := &port{cfg: cfg.Listeners[0], ln: ln, slots: newLimiter(10), done: make(chan struct{})}
+	p := &port{cfg: cfg.Listeners[0], ln: ln, slots: newLimiter(10), idle: make(chan net.Conn), done: make(chan struct{})}
 	p.cur.Store(d.newGeneration(p, cfg.Listeners[0]))
 	d.servePort(p)
 	// As reload's dropping of a port (and shutdown) does:
@@ -50,7 +50,7 @@ func TestAcceptAfterQueueClosed(t *testing.T) {
 	close(ln.gate) // the Accept that was already returning
 	done := make(chan struct{})
 	go func() {
-		// The accept loop, and the generation's Serve once its queue closed.
+		// The accept loop, and the goroutine it handed the conn to.
 		d.wg.Wait()
 		close(done)
 	}()
