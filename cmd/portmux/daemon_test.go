@@ -33,7 +33,7 @@ import (
 )
 
 // listen returns a listener on 127.0.0.1:0 closed when the test ends.
-func listen(t *testing.T) net.Listener {
+func listen(t testing.TB) net.Listener {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -138,7 +138,7 @@ func tlsBackend(t *testing.T) string {
 // startDaemon runs run() on the configuration text (with {{name}}
 // placeholders replaced) and returns the bound addresses and a reload
 // trigger that takes a new configuration text.
-func startDaemon(t *testing.T, text string, vars map[string]string) (addrs []string, reload func(string)) {
+func startDaemon(t testing.TB, text string, vars map[string]string) (addrs []string, reload func(string)) {
 	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "portmux.yaml")
