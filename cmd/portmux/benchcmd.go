@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"strings"
@@ -119,8 +120,8 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer, isT
 		return usage("-d %v: want a positive duration", cfg.Duration)
 	case cfg.Requests < 0:
 		return usage("-n %d: want 0 or more", cfg.Requests)
-	case cfg.Rate < 0:
-		return usage("-rate %g: want 0 or more", cfg.Rate)
+	case cfg.Rate < 0 || math.IsNaN(cfg.Rate) || math.IsInf(cfg.Rate, 0):
+		return usage("-rate %g: want a finite number, 0 or more", cfg.Rate)
 	case cfg.Size < 0 || cfg.Size > loadgen.MaxSize:
 		return usage("-size %d: want 0 to %d", cfg.Size, loadgen.MaxSize)
 	case set["size"] && cfg.Size > 0 && cfg.Mode == loadgen.Upgrade426:

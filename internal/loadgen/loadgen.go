@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -245,8 +246,8 @@ func (c *Config) resolve(ctx context.Context) (*settings, error) {
 		return nil, fmt.Errorf("%w: Duration %v is negative", ErrBadConfig, s.Duration)
 	case s.Requests < 0:
 		return nil, fmt.Errorf("%w: Requests %d is negative", ErrBadConfig, s.Requests)
-	case s.Rate < 0:
-		return nil, fmt.Errorf("%w: Rate %g is negative", ErrBadConfig, s.Rate)
+	case s.Rate < 0 || math.IsNaN(s.Rate) || math.IsInf(s.Rate, 0):
+		return nil, fmt.Errorf("%w: Rate %g is negative or not finite", ErrBadConfig, s.Rate)
 	case s.Size < 0 || s.Size > MaxSize:
 		return nil, fmt.Errorf("%w: Size %d is outside 0..%d", ErrBadConfig, s.Size, MaxSize)
 	case s.DialTimeout < 0 || s.Timeout < 0:
@@ -466,7 +467,9 @@ func (r *runner) claim() (time.Time, bool) {
 	if r.s.Rate <= 0 {
 		return time.Time{}, true
 	}
-	return r.start.Add(time.Duration(float64(n) * float64(time.Second) / r.s.Rate)), true
+	// A due time beyond what a Duration holds (a tiny Rate) is as good
+	// as never: the run ends first.
+	return r.start.Add(time.Duration(min(float64(n)*float64(time.Second)/r.s.Rate, 1<<62))), true
 }
 
 // next waits for the worker's next request to be due and returns the time

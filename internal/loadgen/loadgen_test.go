@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -528,6 +529,8 @@ func TestBadConfig(t *testing.T) {
 		{Target: "127.0.0.1:1", Concurrency: -1},
 		{Target: "127.0.0.1:1", Size: MaxSize + 1},
 		{Target: "127.0.0.1:1", Rate: -1},
+		{Target: "127.0.0.1:1", Rate: math.NaN()},
+		{Target: "127.0.0.1:1", Rate: math.Inf(1)},
 		{Mode: Upgrade426, Target: "127.0.0.1:1", UpgradeTokens: []string{"a b"}},
 	} {
 		if _, err := Run(context.Background(), cfg); !errors.Is(err, ErrBadConfig) {
