@@ -390,10 +390,10 @@ func (l *h1Loop) complete(i int) {
 	}
 	l.w.status[sl.p.head.status]++
 	keep, err := sl.p.check(l.r.s)
-	if err == nil && keep && sl.wr > 0 {
-		err = protoErr("%d bytes after the response", sl.wr)
+	if keep && sl.wr > 0 {
+		keep, err = false, protoErr("%d bytes after the response", sl.wr)
 	}
-	if err != nil || !keep {
+	if !keep { // keep is false after any error but a bad status
 		l.finish(i, err)
 		return
 	}
@@ -401,8 +401,12 @@ func (l *h1Loop) complete(i int) {
 	// connection straight away.
 	l.w.recv.Add(uint64(sl.recv))
 	now := time.Now()
-	l.w.hist.Record(now.Sub(sl.start))
-	l.w.requests.Add(1)
+	if err != nil {
+		l.w.fail(err)
+	} else {
+		l.w.hist.Record(now.Sub(sl.start))
+		l.w.requests.Add(1)
+	}
 	if _, ok := l.r.claim(); !ok {
 		rawClose(sl.fd)
 		sl.fd, sl.state = -1, stDone

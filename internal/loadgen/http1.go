@@ -183,7 +183,8 @@ func parseChunkSize(line []byte) (int64, error) {
 }
 
 // check applies the mode's verdict to a complete response; keep says
-// whether the connection may carry another request.
+// whether the connection may carry another request, which it may after a
+// bad status too.
 func (p *h1Parser) check(s *settings) (keep bool, err error) {
 	h := &p.head
 	if s.Mode == Upgrade426 {
@@ -199,10 +200,13 @@ func (p *h1Parser) check(s *settings) (keep bool, err error) {
 		}
 		return false, nil
 	}
+	keep = s.Mode == HTTP1KeepAlive && !h.connClose && h.framed && (h.minor >= 1 || h.connKeepAlive)
 	if h.status < 200 || h.status > 399 {
-		return false, &Error{KindBadStatus, fmt.Errorf("status %d", h.status)}
+		// A well-framed error response leaves the connection usable,
+		// as wrk treats it: the next request goes on it.
+		return keep, &Error{KindBadStatus, fmt.Errorf("status %d", h.status)}
 	}
-	return s.Mode == HTTP1KeepAlive && !h.connClose && h.framed && (h.minor >= 1 || h.connKeepAlive), nil
+	return keep, nil
 }
 
 func missingTokens(found uint64, tokens []string) string {
@@ -278,9 +282,9 @@ func (c *h1Client) roundTrip() error {
 			return net.ErrClosed
 		}
 	}
-	keep, err := c.exchange()
+	keep, err := c.exchange() // keep is false after any error but a bad status
 	c.w.recv.Add(uint64(c.recv))
-	if err != nil || !keep {
+	if !keep {
 		c.close()
 	}
 	return err

@@ -97,3 +97,29 @@ func TestH2CNoWindow(t *testing.T) {
 		t.Errorf("requests %d, errors %v; want timeouts only", res.Requests, res.ErrorsByKind)
 	}
 }
+
+// TestKeepAliveBadStatus: a 4xx or 5xx that is well framed, on a
+// connection the server keeps open, is a bad_status error but does not
+// cost the connection (as wrk counts it).
+func TestKeepAliveBadStatus(t *testing.T) {
+	url := httpServer(t, http.NotFoundHandler())
+	engines(t, func(t *testing.T) {
+		res := run(t, Config{Mode: HTTP1KeepAlive, Target: url, Concurrency: 1, Requests: 10})
+		wantErrors(t, res, KindBadStatus, 10)
+		if res.Connections != 1 || res.Status["404"] != 10 {
+			t.Errorf("connections %d, status %v; want 1 connection for 10 x 404", res.Connections, res.Status)
+		}
+	})
+	// One that closes after the error still costs a connection each.
+	closing := httpServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close")
+		http.Error(w, "no", http.StatusServiceUnavailable)
+	}))
+	engines(t, func(t *testing.T) {
+		res := run(t, Config{Mode: HTTP1KeepAlive, Target: closing, Concurrency: 1, Requests: 5})
+		wantErrors(t, res, KindBadStatus, 5)
+		if res.Connections != 5 {
+			t.Errorf("connections %d; want 5", res.Connections)
+		}
+	})
+}
