@@ -124,18 +124,25 @@ func (p *h1Parser) feed(b []byte) (n int, done bool, err error) {
 			n += 2
 			p.phase = phChunkSize
 		case phChunkSize, phTrailer:
+			// A line is too long the same whether its CRLF has arrived
+			// or not: the outcome must not depend on how bytes arrive.
 			i := bytes.Index(rest, crlf)
 			if i < 0 {
-				if len(rest) > maxLine {
+				if len(rest) > maxLine+1 || len(rest) == maxLine+1 && rest[maxLine] != '\r' {
 					return n, false, errTooLong
 				}
 				return n, false, nil
+			}
+			if i > maxLine {
+				return n, false, errTooLong
 			}
 			line := rest[:i]
 			n += i + 2
 			if p.phase == phTrailer {
 				if len(line) == 0 {
 					p.phase = phDone
+				} else if _, _, err := splitField(line); err != nil {
+					return n, false, err
 				}
 				continue
 			}
@@ -165,6 +172,9 @@ func (p *h1Parser) eof() bool {
 
 func parseChunkSize(line []byte) (int64, error) {
 	if i := bytes.IndexByte(line, ';'); i >= 0 {
+		if !fieldValue(line[i:]) {
+			return 0, protoErr("bad chunk extension %q", trunc(line))
+		}
 		line = line[:i] // chunk extensions
 	}
 	line = bytes.TrimRight(line, " \t")
@@ -386,7 +396,7 @@ func parseRespHead(b []byte, h *respHead, tokens []string) error {
 	b = b[i+2:]
 	// HTTP/1.x SP 3DIGIT SP reason
 	if len(line) < 12 || string(line[:7]) != "HTTP/1." || line[7] < '0' || line[7] > '9' || line[8] != ' ' ||
-		(len(line) > 12 && line[12] != ' ') {
+		(len(line) > 12 && line[12] != ' ') || !fieldValue(line[12:]) {
 		return protoErr("bad status line %q", trunc(line))
 	}
 	h.minor = int(line[7] - '0')
@@ -399,11 +409,10 @@ func parseRespHead(b []byte, h *respHead, tokens []string) error {
 	for len(b) > 2 {
 		i := bytes.Index(b, crlf)
 		line, b = b[:i], b[i+2:]
-		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 {
-			return protoErr("bad header line %q", trunc(line))
+		name, value, err := splitField(line)
+		if err != nil {
+			return err
 		}
-		name, value := line[:colon], bytes.Trim(line[colon+1:], " \t")
 		switch {
 		case asciiEqualFold(name, "content-length"):
 			n, ok := parseDecimal(value)
@@ -449,6 +458,53 @@ func parseRespHead(b []byte, h *respHead, tokens []string) error {
 	}
 	return nil
 }
+
+// splitField splits a field line (RFC 9112 §5) into its name, a token,
+// and its value without the whitespace around it. Whitespace before the
+// colon, a line folded onto the one before (which starts with
+// whitespace), a bare CR or LF or another control byte but HTAB are
+// malformed: a reader that let them pass would frame the message
+// differently from one that did not (§5.1, §5.2; RFC 9110 §5.5).
+func splitField(line []byte) (name, value []byte, err error) {
+	colon := bytes.IndexByte(line, ':')
+	if colon <= 0 {
+		return nil, nil, protoErr("bad header line %q", trunc(line))
+	}
+	name, value = line[:colon], line[colon+1:]
+	for _, c := range name {
+		if !isTchar[c] {
+			return nil, nil, protoErr("bad header name %q", trunc(line))
+		}
+	}
+	if !fieldValue(value) {
+		return nil, nil, protoErr("control byte in header %q", trunc(line))
+	}
+	return name, bytes.Trim(value, " \t"), nil
+}
+
+// fieldValue reports whether b holds no control byte but HTAB.
+func fieldValue(b []byte) bool {
+	for _, c := range b {
+		if c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// isTchar holds the bytes of a token (RFC 9110 §5.6.2).
+var isTchar = func() (t [256]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()
 
 func parseDecimal(b []byte) (int64, bool) {
 	if len(b) == 0 || len(b) > 18 {
