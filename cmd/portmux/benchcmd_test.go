@@ -44,6 +44,7 @@ func TestBenchUsageErrors(t *testing.T) {
 		{[]string{"-upgrade", "h2c", "a:1"}, "-upgrade applies to -mode 426"},
 		{[]string{"-mode", "426", "-upgrade", "a,,b", "a:1"}, "-upgrade"},
 		{[]string{"-timeout", "0s", "a:1"}, "-timeout 0s"},
+		{[]string{"-drain", "0s", "a:1"}, "-drain 0s"},
 		{[]string{"-dial-timeout", "0s", "a:1"}, "-dial-timeout 0s"},
 		{[]string{"-bogus", "a:1"}, "-bogus"},
 		{[]string{"-c", "x", "a:1"}, "-c"},

@@ -164,8 +164,9 @@ func newH1Loops(r *runner, req []byte) ([]*h1Loop, bool) {
 	return loops, true
 }
 
-// run drives the loop's slots until the run ends, then closes what is
-// open. Requests in flight at the end are not counted.
+// run drives the loop's slots until every one is done (the run has
+// ended and their last requests have finished) or the run stops; the
+// requests it then finds in flight count as unfinished.
 func (l *h1Loop) run() {
 	// The epoll set is itself pollable: as a non-blocking *os.File, the
 	// runtime's poller can wake this goroutine when it has events.
@@ -189,6 +190,7 @@ func (l *h1Loop) run() {
 		for i := range l.slots {
 			if l.slots[i].fd >= 0 {
 				rawClose(l.slots[i].fd)
+				l.w.unfinished++
 			}
 		}
 		ep.Close()
@@ -272,12 +274,13 @@ func (l *h1Loop) finish(i int, err error) {
 	rawClose(sl.fd) // also leaves the epoll set
 	sl.fd, sl.state = -1, stIdle
 	l.w.recv.Add(uint64(sl.recv))
-	if l.r.over() {
+	switch {
+	case err != nil && l.r.over():
+		l.w.unfinished++
 		return
-	}
-	if err != nil {
+	case err != nil:
 		l.w.fail(err)
-	} else {
+	default:
 		l.w.hist.Record(time.Since(sl.start))
 		l.w.requests.Add(1)
 	}
@@ -384,10 +387,6 @@ func (l *h1Loop) read(i int) {
 
 func (l *h1Loop) complete(i int) {
 	sl := &l.slots[i]
-	if l.r.over() {
-		l.finish(i, nil) // not counted
-		return
-	}
 	l.w.status[sl.p.head.status]++
 	keep, err := sl.p.check(l.r.s)
 	if keep && sl.wr > 0 {

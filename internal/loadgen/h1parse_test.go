@@ -167,10 +167,24 @@ func FuzzH1Parser(f *testing.F) {
 		f.Add([]byte(in), uint16(len(in)/2))
 	}
 	f.Fuzz(func(t *testing.T, in []byte, cut uint16) {
-		if len(in) > 1<<14 {
+		if len(in) > 8<<10 {
 			return // the byte-at-a-time pass is quadratic
 		}
-		o := everySplit(t, in)
+		// Whole, a byte at a time, cut in two where the fuzzer says, and
+		// in pieces of a size it says (every cut is TestH1ParserSplits's).
+		o := parseSplit(in, nil)
+		var bytewise, pieces []int
+		for i := 1; i < len(in); i++ {
+			bytewise = append(bytewise, i)
+			if i%(int(cut)%97+1) == 0 {
+				pieces = append(pieces, i)
+			}
+		}
+		for _, cuts := range [][]int{bytewise, pieces, {min(int(cut), len(in))}} {
+			if got := parseSplit(in, cuts); got != o {
+				t.Fatalf("%q: cut at %v: %+v; whole: %+v", in, cuts, got, o)
+			}
+		}
 		if o.consumed > len(in) {
 			t.Fatalf("consumed %d of %d bytes", o.consumed, len(in))
 		}

@@ -555,7 +555,7 @@ func TestBadConfig(t *testing.T) {
 var jsonFields = []string{
 	"mode", "target", "concurrency", "streams", "rate_limit", "size", "elapsed_s",
 	"requests", "requests_per_s", "connections", "connections_per_s",
-	"errors", "errors_by_kind", "error_samples", "status",
+	"errors", "unfinished", "missed", "errors_by_kind", "error_samples", "status",
 	"bytes_sent", "bytes_received", "sent_mb_per_s", "received_mb_per_s",
 	"latency_us", "latency_relative_error",
 }
@@ -606,7 +606,7 @@ func TestWriteText(t *testing.T) {
 	if err := res.WriteText(&b); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"mode http1", "5 ok, 0 errors", "p99.9", "200: 5"} {
+	for _, want := range []string{"mode http1", "5 ok, 0 errors, 0 unfinished", "p99.9", "200: 5"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("text lacks %q:\n%s", want, b.String())
 		}

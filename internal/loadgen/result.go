@@ -29,6 +29,13 @@ type Result struct {
 	ConnectionsPerSecond float64 `json:"connections_per_s"`
 
 	Errors uint64 `json:"errors"`
+	// Unfinished counts the requests still in flight when the run
+	// stopped: at the end of the drain after Duration, or when the
+	// caller's context ended. They are neither requests nor errors.
+	Unfinished uint64 `json:"unfinished"`
+	// Missed counts, in a paced run, the requests that fell due before
+	// the run ended but were never sent: every worker was busy.
+	Missed uint64 `json:"missed"`
 	// ErrorsByKind has every kind's name as a key, zero or not.
 	ErrorsByKind map[string]uint64 `json:"errors_by_kind"`
 	// ErrorSamples holds one message per kind that occurred.
@@ -97,9 +104,22 @@ func (r *runner) result(elapsed time.Duration) *Result {
 			res.Status[strconv.Itoa(code)] += n
 		}
 	}
+	for _, w := range r.workers {
+		res.Unfinished += w.unfinished
+	}
 	for k, n := range kinds {
 		res.ErrorsByKind[kindNames[k]] = n
 		res.Errors += n
+	}
+	if at := r.endAt.Load(); s.Rate > 0 && at > 0 {
+		// Request n was due at n/Rate: those up to the end were due.
+		due := uint64(float64(at)/1e9*s.Rate) + 1
+		if s.Requests > 0 {
+			due = min(due, uint64(s.Requests))
+		}
+		if claimed := uint64(r.tickets.Load()); claimed < due {
+			res.Missed = due - claimed
+		}
 	}
 	if secs := elapsed.Seconds(); secs > 0 {
 		res.RequestsPerSecond = float64(res.Requests) / secs
@@ -126,7 +146,10 @@ func (res *Result) WriteText(w io.Writer) error {
 		fmt.Fprintf(&b, ", paced at %g/s", res.Rate)
 	}
 	fmt.Fprintf(&b, ", %.2f s\n", res.ElapsedSeconds)
-	fmt.Fprintf(&b, "  requests     %d ok, %d errors, %.1f/s\n", res.Requests, res.Errors, res.RequestsPerSecond)
+	fmt.Fprintf(&b, "  requests     %d ok, %d errors, %d unfinished, %.1f/s\n", res.Requests, res.Errors, res.Unfinished, res.RequestsPerSecond)
+	if res.Rate > 0 {
+		fmt.Fprintf(&b, "  missed       %d due but never sent: every worker was busy\n", res.Missed)
+	}
 	fmt.Fprintf(&b, "  connections  %d opened, %.1f/s\n", res.Connections, res.ConnectionsPerSecond)
 	fmt.Fprintf(&b, "  bytes        sent %s (%.2f MB/s), received %s (%.2f MB/s)\n",
 		byteCount(res.BytesSent), res.SentMBPerSecond, byteCount(res.BytesReceived), res.ReceivedMBPerSecond)
