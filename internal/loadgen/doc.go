@@ -63,8 +63,14 @@
 //	received_mb_per_s       bytes_received / 10^6 / elapsed_s
 //	latency_us              {"min", "mean", "p50", "p90", "p99", "p99_9", "max"} in µs
 //	latency_relative_error  the bound on the percentiles' error (1/128)
+//	connect_us              connection setup times, with the same fields as latency_us
 //
-// Latency runs from sending a request (from when it was due, in a paced
-// run) to reading the whole response, and includes the connect in the
-// connection-per-request modes. Only successful requests are timed.
+// Latency runs from writing a request's first byte (from when it was
+// due, in a paced run) to reading the whole response. Only successful
+// requests are timed. A connection that a request opens (each request's,
+// in the connection-per-request modes; the first of each connection's,
+// in the others) is timed apart in connect_us: the TCP connect, and for
+// ws the handshake, for h2c the wait for the server's SETTINGS. In a
+// paced run a request's latency still includes any connect it waited
+// for, as it includes any other wait after it was due.
 package loadgen

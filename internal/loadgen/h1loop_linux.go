@@ -98,6 +98,7 @@ type slot struct {
 	fd       int
 	state    uint8
 	start    time.Time // latency counts from here
+	dialed   time.Time // when the connect began
 	deadline time.Time // of the current phase
 	wrote    int
 	p        h1Parser
@@ -234,9 +235,9 @@ func (l *h1Loop) begin(i int) {
 			l.done++
 			return
 		}
-		sl.start = time.Now()
 		err := l.open(i)
 		if err == nil {
+			sl.start = sl.dialed
 			return
 		}
 		l.w.fail(&Error{KindDial, err})
@@ -262,7 +263,8 @@ func (l *h1Loop) open(i int) error {
 		return fmt.Errorf("epoll_ctl: %w", err)
 	}
 	sl.fd, sl.state, sl.wrote, sl.wr, sl.recv, sl.reused = fd, stConnect, 0, 0, 0, false
-	sl.deadline = sl.start.Add(l.r.s.DialTimeout)
+	sl.dialed = time.Now()
+	sl.deadline = sl.dialed.Add(l.r.s.DialTimeout)
 	sl.p.reset(l.r.s.UpgradeTokens)
 	return nil
 }
@@ -302,8 +304,14 @@ func (l *h1Loop) handle(i int, events uint32) {
 			return
 		}
 		l.w.conns.Add(1)
+		// The connect is timed apart; the request's latency leaves it
+		// out (a retried one keeps the time it lost on the old connection).
+		now := time.Now()
+		d := now.Sub(sl.dialed)
+		l.w.connect.Record(d)
+		sl.start = sl.start.Add(d)
 		sl.state = stWrite
-		sl.deadline = time.Now().Add(l.r.s.Timeout)
+		sl.deadline = now.Add(l.r.s.Timeout)
 	}
 	if sl.state == stWrite {
 		if events&syscall.EPOLLOUT == 0 && events&(syscall.EPOLLERR|syscall.EPOLLHUP) == 0 {

@@ -169,8 +169,9 @@ func hpackInt(b []byte, first byte, n uint, v uint64) []byte {
 	return append(b, byte(v))
 }
 
-// get returns the group's usable connection, opening one if need be.
-func (g *h2Group) get() (*h2Conn, error) {
+// get returns the group's usable connection, opening one if need be
+// (accounted to w).
+func (g *h2Group) get(w *worker) (*h2Conn, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if c := g.conn; c != nil {
@@ -182,6 +183,7 @@ func (g *h2Group) get() (*h2Conn, error) {
 		}
 	}
 	s := g.r.s
+	t0 := time.Now()
 	d := net.Dialer{Timeout: s.DialTimeout, KeepAlive: -1}
 	raw, err := d.DialContext(g.r.ctx, "tcp", s.addr)
 	if err != nil {
@@ -234,6 +236,7 @@ func (g *h2Group) get() (*h2Conn, error) {
 		return nil, g.r.ctx.Err()
 	}
 	g.conn = c
+	w.connected(time.Since(t0))
 	return c, nil
 }
 
@@ -315,7 +318,7 @@ func (c *h2Conn) close(err error) {
 func (c *h2Client) close() {}
 
 func (c *h2Client) do() error {
-	conn, err := c.g.get()
+	conn, err := c.g.get(c.w)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"time"
 )
 
 // Limits of the HTTP/1 response reader.
@@ -281,10 +282,12 @@ func (c *h1Client) do() error {
 func (c *h1Client) roundTrip() error {
 	c.recv = 0
 	if c.conn == nil {
+		t0 := time.Now()
 		conn, err := c.w.dial()
 		if err != nil {
 			return err
 		}
+		c.w.connected(time.Since(t0))
 		c.conn = conn
 		c.rd, c.wr = 0, 0
 		if !c.w.track(conn) {

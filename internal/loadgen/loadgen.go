@@ -361,7 +361,9 @@ type worker struct {
 
 	r          *runner
 	hist       Histogram
-	unfinished uint64 // requests interrupted by the end of the run
+	unfinished uint64        // requests interrupted by the end of the run
+	connect    Histogram     // connection setup times
+	setup      time.Duration // setup time spent in the current request
 	kinds      [numKinds]uint64
 	sample     [numKinds]string // the first error message of each kind
 	status     map[int]uint64
@@ -416,6 +418,15 @@ func (w *worker) dial() (net.Conn, error) {
 	}
 	w.conns.Add(1)
 	return c, nil
+}
+
+// connected records the setup time d of a connection that the current
+// request opened: the connect, and for WS the handshake, for H2C the
+// server's SETTINGS. Unless the run is paced, the request's latency
+// leaves it out.
+func (w *worker) connected(d time.Duration) {
+	w.connect.Record(d)
+	w.setup += d
 }
 
 func (w *worker) fail(err error) {
@@ -538,6 +549,7 @@ func (r *runner) loop(w *worker, c client) {
 		if !ok {
 			return
 		}
+		w.setup = 0
 		err := c.do()
 		if err != nil {
 			if r.over() {
@@ -547,7 +559,13 @@ func (r *runner) loop(w *worker, c client) {
 			w.fail(err)
 			continue
 		}
-		w.hist.Record(time.Since(start))
+		lat := time.Since(start)
+		if r.s.Rate <= 0 {
+			// From the request's first byte; a paced request's wait for a
+			// connection is part of its lateness.
+			lat -= w.setup
+		}
+		w.hist.Record(lat)
 		w.requests.Add(1)
 	}
 }

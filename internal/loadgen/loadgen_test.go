@@ -557,7 +557,7 @@ var jsonFields = []string{
 	"requests", "requests_per_s", "connections", "connections_per_s",
 	"errors", "unfinished", "missed", "errors_by_kind", "error_samples", "status",
 	"bytes_sent", "bytes_received", "sent_mb_per_s", "received_mb_per_s",
-	"latency_us", "latency_relative_error",
+	"latency_us", "latency_relative_error", "connect_us",
 }
 
 func TestJSON(t *testing.T) {

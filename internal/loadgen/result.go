@@ -52,12 +52,18 @@ type Result struct {
 	Latency              Latency    `json:"latency_us"`
 	LatencyRelativeError float64    `json:"latency_relative_error"`
 	Histogram            *Histogram `json:"-"`
+	// Connect summarises the setup times of the connections opened: the
+	// TCP connect, and for WS the handshake, for H2C the wait for the
+	// server's SETTINGS. Request latencies leave them out unless paced.
+	Connect          Latency    `json:"connect_us"`
+	ConnectHistogram *Histogram `json:"-"`
 }
 
-// Latency summarises the latencies of the requests that succeeded, in
-// microseconds: from sending the request (from when it was due, if Rate is
-// set) to reading the whole response, including the connect for modes that
-// open a connection per request.
+// Latency summarises durations in microseconds. As Result.Latency, those
+// of the requests that succeeded: from writing the request's first byte
+// (or from when it was due, if Rate is set) to reading the whole
+// response; a connection the request had to open is timed apart, in
+// Result.Connect, unless the run is paced.
 type Latency struct {
 	Min  float64 `json:"min"`
 	Mean float64 `json:"mean"`
@@ -78,6 +84,7 @@ func (r *runner) result(elapsed time.Duration) *Result {
 		ErrorsByKind:         map[string]uint64{},
 		LatencyRelativeError: RelativeError,
 		Histogram:            new(Histogram),
+		ConnectHistogram:     new(Histogram),
 	}
 	var kinds [numKinds]uint64
 	for _, w := range r.workers {
@@ -86,6 +93,7 @@ func (r *runner) result(elapsed time.Duration) *Result {
 		res.BytesSent += w.sent.Load()
 		res.BytesReceived += w.recv.Load()
 		res.Histogram.Merge(&w.hist)
+		res.ConnectHistogram.Merge(&w.connect)
 		for k, n := range w.kinds {
 			kinds[k] += n
 			if n > 0 && w.sample[k] != "" {
@@ -127,12 +135,16 @@ func (r *runner) result(elapsed time.Duration) *Result {
 		res.SentMBPerSecond = float64(res.BytesSent) / 1e6 / secs
 		res.ReceivedMBPerSecond = float64(res.BytesReceived) / 1e6 / secs
 	}
-	h := res.Histogram
-	res.Latency = Latency{
+	res.Latency = summary(res.Histogram)
+	res.Connect = summary(res.ConnectHistogram)
+	return res
+}
+
+func summary(h *Histogram) Latency {
+	return Latency{
 		Min: us(h.Min()), Mean: us(h.Mean()), P50: us(h.Quantile(0.5)), P90: us(h.Quantile(0.9)),
 		P99: us(h.Quantile(0.99)), P999: us(h.Quantile(0.999)), Max: us(h.Max()),
 	}
-	return res
 }
 
 // WriteText writes the result for people to read.
@@ -156,6 +168,11 @@ func (res *Result) WriteText(w io.Writer) error {
 	if res.Histogram != nil && res.Histogram.Count() > 0 {
 		l := res.Latency
 		fmt.Fprintf(&b, "  latency      min %s  mean %s  p50 %s  p90 %s  p99 %s  p99.9 %s  max %s\n",
+			usDur(l.Min), usDur(l.Mean), usDur(l.P50), usDur(l.P90), usDur(l.P99), usDur(l.P999), usDur(l.Max))
+	}
+	if res.ConnectHistogram != nil && res.ConnectHistogram.Count() > 0 {
+		l := res.Connect
+		fmt.Fprintf(&b, "  connect      min %s  mean %s  p50 %s  p90 %s  p99 %s  p99.9 %s  max %s\n",
 			usDur(l.Min), usDur(l.Mean), usDur(l.P50), usDur(l.P90), usDur(l.P99), usDur(l.P999), usDur(l.Max))
 	}
 	if len(res.Status) > 0 {
