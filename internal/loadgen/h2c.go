@@ -71,8 +71,11 @@ type h2Conn struct {
 	sendWindow  int64 // connection-level, for request bodies
 	initWindow  int64 // the server's SETTINGS_INITIAL_WINDOW_SIZE
 	maxFrame    int
-	maxStreams  int   // the server's SETTINGS_MAX_CONCURRENT_STREAMS
-	recvUnacked int64 // connection-level bytes received since the last WINDOW_UPDATE
+	maxStreams  int      // the server's SETTINGS_MAX_CONCURRENT_STREAMS
+	recvUnacked int64    // connection-level bytes received since the last WINDOW_UPDATE
+	expired     []uint32 // sweep's scratch
+
+	unhook func() bool // stops the run's end from closing c
 }
 
 // h2Stream is a worker's request in flight; it is reused for each request.
@@ -81,20 +84,23 @@ type h2Stream struct {
 	status      int
 	sendWindow  int64
 	recvUnacked int64
+	deadline    time.Time  // the request's timeout
 	done        chan error // receives once per request
 	aborted     bool       // under h2Conn.mu: stop waiting in send
 }
 
-// errAborted ends a send that waited past the request's timeout or the
-// end of the run.
+// errAborted ends a send that waited past the request's timeout.
 var errAborted = errors.New("loadgen: h2c send abandoned")
+
+// errStreamTimeout is the result of a request that sweep found past its
+// deadline.
+var errStreamTimeout = &Error{KindTimeout, errTimeout}
 
 // h2Client is one worker in H2C mode.
 type h2Client struct {
-	w     *worker
-	g     *h2Group
-	st    h2Stream
-	timer *time.Timer
+	w  *worker
+	g  *h2Group
+	st h2Stream
 }
 
 // newH2CClients makes Concurrency groups of Streams workers; cleanup
@@ -203,6 +209,9 @@ func (g *h2Group) get(w *worker) (*h2Conn, error) {
 	c.fr.MaxHeaderListSize = h2MaxHeader
 	c.fr.SetMaxReadFrameSize(h2MaxFrame)
 	// The preface, our settings and the connection window (RFC 9113 §3.4, §6.5, §6.9).
+	// The end of the run closes the connection, which fails its
+	// streams and wakes the sends waiting on it.
+	c.unhook = context.AfterFunc(g.r.ctx, func() { c.close(g.r.ctx.Err()) })
 	go c.writeLoop()
 	c.write(func() error { // encoding into pend: nothing to fail but the writer, which closes c
 		c.pend = append(c.pend, http2.ClientPreface...)
@@ -265,14 +274,26 @@ func (c *h2Conn) wake() {
 	}
 }
 
+// sweepEvery is how often a connection looks for requests past their
+// timeout: an eighth of it, within 5 ms to 250 ms.
+func sweepEvery(timeout time.Duration) time.Duration {
+	return min(max(timeout/8, 5*time.Millisecond), 250*time.Millisecond)
+}
+
 // writeLoop sends the pending frames, a batch at a time, each within the
-// run's Timeout, until close.
+// run's Timeout, until close; between batches, it sweeps for requests
+// past their timeout.
 func (c *h2Conn) writeLoop() {
 	defer close(c.wdone)
+	tick := time.NewTicker(sweepEvery(c.g.r.s.Timeout))
+	defer tick.Stop()
 	var out []byte
 	for {
 		select {
 		case <-c.kick:
+		case now := <-tick.C:
+			c.sweep(now)
+			continue
 		case <-c.quit:
 			return
 		}
@@ -294,9 +315,51 @@ func (c *h2Conn) writeLoop() {
 	}
 }
 
+// sweep fails the requests past their deadline with a timeout and tells
+// the server to stop them (RST_STREAM CANCEL, RFC 9113 §8.7), and wakes
+// the sends waiting for a stream or window, which check their own. One
+// sweep per connection, rather than a timer per request, keeps a request
+// free of timer allocations.
+func (c *h2Conn) sweep(now time.Time) {
+	c.mu.Lock()
+	c.expired = c.expired[:0]
+	for id, st := range c.streams {
+		if now.After(st.deadline) {
+			delete(c.streams, id)
+			st.done <- errStreamTimeout
+			c.expired = append(c.expired, id)
+		}
+	}
+	failed := c.err != nil
+	c.cond.Broadcast()
+	c.mu.Unlock()
+	if len(c.expired) > 0 && !failed {
+		c.write(func() error {
+			for _, id := range c.expired {
+				if err := c.fr.WriteRSTStream(id, http2.ErrCodeCancel); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+}
+
+// waitFor waits on c.cond for st's send, and marks st aborted once its
+// deadline has passed; c.mu must be held.
+func (c *h2Conn) waitFor(st *h2Stream) {
+	c.cond.Wait()
+	if time.Now().After(st.deadline) {
+		st.aborted = true
+	}
+}
+
 // close makes the connection unusable, fails its streams with err, and
 // closes the socket, which ends the reader.
 func (c *h2Conn) close(err error) {
+	if c.unhook != nil {
+		c.unhook()
+	}
 	c.mu.Lock()
 	if c.err == nil {
 		c.err = err
@@ -322,39 +385,21 @@ func (c *h2Client) do() error {
 	if err != nil {
 		return err
 	}
-	s := c.w.r.s
-	if c.timer == nil {
-		c.timer = time.NewTimer(s.Timeout)
-	} else {
-		c.timer.Reset(s.Timeout)
-	}
-	defer c.timer.Stop()
-	// send may wait for a stream slot or for flow-control window, which
-	// a server can withhold: the request's timeout and the end of the run
-	// bound that wait too.
-	conn.mu.Lock()
-	c.st.aborted = false
-	conn.mu.Unlock()
-	guard := time.AfterFunc(s.Timeout, func() { conn.abort(&c.st) })
-	unhook := context.AfterFunc(c.w.r.ctx, func() { conn.abort(&c.st) })
+	// The connection's sweep bounds the request by its deadline: while
+	// send waits for a stream slot or for flow-control window, which a
+	// server can withhold, and while the response is awaited. The end of
+	// the run closes the connection.
+	c.st.deadline = time.Now().Add(c.w.r.s.Timeout)
 	err = conn.send(&c.st)
-	guard.Stop()
-	unhook()
 	if errors.Is(err, errAborted) {
 		conn.cancel(&c.st)
-		if e := c.w.r.ctx.Err(); e != nil {
-			return e
-		}
-		return &Error{KindTimeout, errTimeout}
+		return errStreamTimeout
 	}
 	if err != nil {
 		return err
 	}
 	select {
 	case err = <-c.st.done:
-	case <-c.timer.C:
-		err = &Error{KindTimeout, errTimeout}
-		conn.cancel(&c.st)
 	case <-c.w.r.ctx.Done():
 		err = c.w.r.ctx.Err()
 		conn.cancel(&c.st)
@@ -375,8 +420,9 @@ func (c *h2Conn) send(st *h2Stream) error {
 	// Within the server's SETTINGS_MAX_CONCURRENT_STREAMS (§5.1.2); the
 	// streams ahead end within their own timeouts.
 	c.mu.Lock()
+	st.aborted = false
 	for c.err == nil && !st.aborted && len(c.streams) >= c.maxStreams {
-		c.cond.Wait()
+		c.waitFor(st)
 	}
 	aborted := st.aborted
 	c.mu.Unlock()
@@ -411,7 +457,7 @@ func (c *h2Conn) send(st *h2Stream) error {
 	for len(body) > 0 {
 		c.mu.Lock()
 		for c.err == nil && !st.aborted && c.streams[st.id] == st && (c.sendWindow <= 0 || st.sendWindow <= 0) {
-			c.cond.Wait() // woken by WINDOW_UPDATE, SETTINGS, a failure, cancel or abort
+			c.waitFor(st) // woken by WINDOW_UPDATE, SETTINGS, a failure, cancel or sweep
 		}
 		if st.aborted {
 			c.mu.Unlock()
@@ -430,14 +476,6 @@ func (c *h2Conn) send(st *h2Stream) error {
 		c.write(func() error { return c.fr.WriteData(st.id, len(body) == 0, chunk) })
 	}
 	return nil
-}
-
-// abort makes a send waiting for st give up.
-func (c *h2Conn) abort(st *h2Stream) {
-	c.mu.Lock()
-	st.aborted = true
-	c.mu.Unlock()
-	c.cond.Broadcast()
 }
 
 // cancel abandons st's request: the server is told to stop (RST_STREAM

@@ -31,7 +31,7 @@ func TestMain(m *testing.M) {
 // rawServer accepts on loopback and runs serve per connection; the
 // cleanup closes the listener and every connection and waits for the
 // goroutines.
-func rawServer(t *testing.T, serve func(net.Conn)) string {
+func rawServer(t testing.TB, serve func(net.Conn)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
