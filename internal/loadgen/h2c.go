@@ -96,6 +96,21 @@ var errAborted = errors.New("loadgen: h2c send abandoned")
 // deadline.
 var errStreamTimeout = &Error{KindTimeout, errTimeout}
 
+// Requests that the server did not process, and that may be sent again
+// (RFC 9113 §8.7): refused (RST_STREAM REFUSED_STREAM), above a GOAWAY's
+// last stream ID, or not sent because the connection was going away.
+var (
+	errRefused     = &Error{KindReset, errors.New("http2: stream reset by the server: REFUSED_STREAM")}
+	errUnprocessed = errors.New("http2: not processed before GOAWAY")
+	errRetired     = &Error{KindClosed, fmt.Errorf("%w: the connection was retired", errUnprocessed)}
+)
+
+// retryable reports whether err says the server did not process the
+// request.
+func retryable(err error) bool {
+	return errors.Is(err, errRefused) || errors.Is(err, errUnprocessed)
+}
+
 // h2Client is one worker in H2C mode.
 type h2Client struct {
 	w  *worker
@@ -225,7 +240,17 @@ func (g *h2Group) get(w *worker) (*h2Conn, error) {
 		return c.fr.WriteWindowUpdate(0, h2Window-65535)
 	})
 	go c.readLoop()
-	g.all = append(g.all, c)
+	// Forget the connections that are closed and whose goroutines have
+	// returned: a server that sends GOAWAY every so many requests makes
+	// many in a long run.
+	live := g.all[:0]
+	for _, old := range g.all {
+		if !old.finished() {
+			live = append(live, old)
+		}
+	}
+	clear(g.all[len(live):])
+	g.all = append(live, c)
 	// Wait for the server's SETTINGS (§3.4), so that the first requests
 	// respect its limits instead of being refused.
 	t := time.NewTimer(s.DialTimeout)
@@ -247,6 +272,34 @@ func (g *h2Group) get(w *worker) (*h2Conn, error) {
 	g.conn = c
 	w.connected(time.Since(t0))
 	return c, nil
+}
+
+// finished reports whether c is closed and its reader and writer have
+// returned.
+func (c *h2Conn) finished() bool {
+	select {
+	case <-c.done:
+	default:
+		return false
+	}
+	select {
+	case <-c.wdone:
+		return true
+	default:
+		return false
+	}
+}
+
+// retireIfIdle closes c once it is going away (after GOAWAY, or out of
+// stream IDs) and its last stream has ended; the group's next request
+// opens a new connection.
+func (c *h2Conn) retireIfIdle() {
+	c.mu.Lock()
+	idle := c.goingAway && len(c.streams) == 0 && c.err == nil
+	c.mu.Unlock()
+	if idle {
+		c.close(errRetired)
+	}
 }
 
 // pendWriter is where the Framer encodes: the pending batch (wmu held).
@@ -342,6 +395,7 @@ func (c *h2Conn) sweep(now time.Time) {
 			}
 			return nil
 		})
+		c.retireIfIdle()
 	}
 }
 
@@ -380,7 +434,18 @@ func (c *h2Conn) close(err error) {
 
 func (c *h2Client) close() {}
 
+// do makes the request, and once more if the server did not process it
+// (RFC 9113 §8.7): after REFUSED_STREAM on any connection, after GOAWAY
+// on a new one.
 func (c *h2Client) do() error {
+	err := c.try()
+	if err != nil && retryable(err) && !c.w.r.over() {
+		err = c.try()
+	}
+	return err
+}
+
+func (c *h2Client) try() error {
 	conn, err := c.g.get(c.w)
 	if err != nil {
 		return err
@@ -433,10 +498,14 @@ func (c *h2Conn) send(st *h2Stream) error {
 	// the ID and encode the frame under the write lock.
 	c.wmu.Lock()
 	c.mu.Lock()
-	if c.err != nil {
+	if c.err != nil || c.goingAway {
+		err := c.err
+		if err == nil {
+			err = errRetired // no new streams on a connection going away (§6.8)
+		}
 		c.mu.Unlock()
 		c.wmu.Unlock()
-		return c.err
+		return err
 	}
 	select { // a result left over from an abandoned request
 	case <-st.done:
@@ -491,6 +560,7 @@ func (c *h2Conn) cancel(st *h2Stream) {
 	c.mu.Unlock()
 	if live && !failed {
 		c.write(func() error { return c.fr.WriteRSTStream(st.id, http2.ErrCodeCancel) })
+		c.retireIfIdle()
 	}
 }
 
@@ -519,6 +589,7 @@ func (c *h2Conn) readLoop() {
 			c.close(err)
 			return
 		}
+		c.retireIfIdle()
 	}
 }
 
@@ -635,17 +706,22 @@ func (c *h2Conn) handle(f http2.Frame) error {
 			return c.write(func() error { return c.fr.WritePing(true, f.Data) })
 		}
 	case *http2.RSTStreamFrame:
+		err := errRefused
+		if f.ErrCode != http2.ErrCodeRefusedStream {
+			err = &Error{KindReset, fmt.Errorf("http2: stream reset by the server: %v", f.ErrCode)}
+		}
 		c.mu.Lock()
-		c.finish(id, &Error{KindReset, fmt.Errorf("http2: stream reset by the server: %v", f.ErrCode)})
+		c.finish(id, err)
 		c.mu.Unlock()
 	case *http2.GoAwayFrame:
-		// Streams above LastStreamID were not processed (§6.8); the
-		// rest finish on this connection, new ones go to another.
+		// Streams above LastStreamID were not processed (§6.8) and are
+		// retried elsewhere; the rest finish on this connection, which
+		// readLoop then closes. New streams go to another.
 		c.mu.Lock()
 		c.goingAway = true
 		for sid := range c.streams {
 			if sid > f.LastStreamID {
-				c.finish(sid, &Error{KindClosed, fmt.Errorf("http2: GOAWAY %v", f.ErrCode)})
+				c.finish(sid, &Error{KindClosed, fmt.Errorf("%w (%v)", errUnprocessed, f.ErrCode)})
 			}
 		}
 		c.mu.Unlock()
