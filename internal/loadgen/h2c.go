@@ -75,7 +75,7 @@ type h2Conn struct {
 	recvUnacked int64    // connection-level bytes received since the last WINDOW_UPDATE
 	expired     []uint32 // sweep's scratch
 
-	unhook func() bool // stops the run's end from closing c
+	unhook func() bool // stops the run's end from closing c; nil once called
 }
 
 // h2Stream is a worker's request in flight; it is reused for each request.
@@ -226,7 +226,12 @@ func (g *h2Group) get(w *worker) (*h2Conn, error) {
 	// The preface, our settings and the connection window (RFC 9113 §3.4, §6.5, §6.9).
 	// The end of the run closes the connection, which fails its
 	// streams and wakes the sends waiting on it.
-	c.unhook = context.AfterFunc(g.r.ctx, func() { c.close(g.r.ctx.Err()) })
+	unhook := context.AfterFunc(g.r.ctx, func() { c.close(g.r.ctx.Err()) })
+	c.mu.Lock()
+	if !c.closed { // else it has run already
+		c.unhook = unhook
+	}
+	c.mu.Unlock()
 	go c.writeLoop()
 	c.write(func() error { // encoding into pend: nothing to fail but the writer, which closes c
 		c.pend = append(c.pend, http2.ClientPreface...)
@@ -411,10 +416,11 @@ func (c *h2Conn) waitFor(st *h2Stream) {
 // close makes the connection unusable, fails its streams with err, and
 // closes the socket, which ends the reader.
 func (c *h2Conn) close(err error) {
+	c.mu.Lock()
 	if c.unhook != nil {
 		c.unhook()
+		c.unhook = nil
 	}
-	c.mu.Lock()
 	if c.err == nil {
 		c.err = err
 	}
