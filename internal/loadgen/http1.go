@@ -8,6 +8,8 @@ import (
 	"net"
 	"strconv"
 	"time"
+
+	"github.com/portmux/portmux/internal/ascii"
 )
 
 // Limits of the HTTP/1 response reader.
@@ -417,39 +419,39 @@ func parseRespHead(b []byte, h *respHead, tokens []string) error {
 			return err
 		}
 		switch {
-		case asciiEqualFold(name, "content-length"):
+		case ascii.EqualFold(name, "content-length"):
 			n, ok := parseDecimal(value)
 			if !ok || (h.contentLength >= 0 && h.contentLength != n) {
 				return protoErr("bad Content-Length %q", trunc(value))
 			}
 			h.contentLength = n
-		case asciiEqualFold(name, "transfer-encoding"):
+		case ascii.EqualFold(name, "transfer-encoding"):
 			last := value
 			if j := bytes.LastIndexByte(value, ','); j >= 0 {
 				last = bytes.TrimLeft(value[j+1:], " \t")
 			}
-			h.chunked = asciiEqualFold(last, "chunked")
+			h.chunked = ascii.EqualFold(last, "chunked")
 			if !h.chunked {
 				return protoErr("unsupported Transfer-Encoding %q", trunc(value))
 			}
-		case asciiEqualFold(name, "connection"):
+		case ascii.EqualFold(name, "connection"):
 			for t := range bytes.SplitSeq(value, []byte(",")) {
 				t = bytes.Trim(t, " \t")
 				switch {
-				case asciiEqualFold(t, "close"):
+				case ascii.EqualFold(t, "close"):
 					h.connClose = true
-				case asciiEqualFold(t, "upgrade"):
+				case ascii.EqualFold(t, "upgrade"):
 					h.connUpgrade = true
-				case asciiEqualFold(t, "keep-alive"):
+				case ascii.EqualFold(t, "keep-alive"):
 					h.connKeepAlive = true
 				}
 			}
-		case asciiEqualFold(name, "upgrade"):
+		case ascii.EqualFold(name, "upgrade"):
 			h.upgradeSeen = true
 			for t := range bytes.SplitSeq(value, []byte(",")) {
 				t = bytes.Trim(t, " \t")
 				for k, want := range tokens {
-					if asciiEqualFold(t, want) {
+					if ascii.EqualFold(t, want) {
 						h.upgradeFound |= 1 << k
 					}
 				}
@@ -521,24 +523,6 @@ func parseDecimal(b []byte) (int64, bool) {
 		n = n*10 + int64(d-'0')
 	}
 	return n, true
-}
-
-// asciiEqualFold reports whether b equals s, ignoring ASCII case; s is
-// lower case.
-func asciiEqualFold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := range b {
-		c := b[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != s[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func trunc(b []byte) []byte {
