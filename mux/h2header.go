@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/net/http2/hpack"
 
+	"github.com/portmux/portmux/internal/ascii"
 	"github.com/portmux/portmux/sniff"
 )
 
@@ -23,7 +24,7 @@ const maxHeaderString = 8 << 10
 func GRPC() Matcher {
 	return http2Header("content-type", func(v string) bool {
 		const ct = "application/grpc"
-		if len(v) < len(ct) || !equalFoldASCII([]byte(v[:len(ct)]), ct) {
+		if len(v) < len(ct) || !ascii.EqualFold([]byte(v[:len(ct)]), ct) {
 			return false
 		}
 		return len(v) == len(ct) || v[len(ct)] == '+' || v[len(ct)] == ';'
@@ -51,7 +52,7 @@ func GRPC() Matcher {
 func HTTP2HeaderField(name, prefix string) Matcher {
 	prefix = strings.ToLower(prefix)
 	return http2Header(name, func(v string) bool {
-		return len(v) >= len(prefix) && equalFoldASCII([]byte(v[:len(prefix)]), prefix)
+		return len(v) >= len(prefix) && ascii.EqualFold([]byte(v[:len(prefix)]), prefix)
 	})
 }
 

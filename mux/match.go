@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strings"
 
+	"github.com/portmux/portmux/internal/ascii"
 	"github.com/portmux/portmux/sniff"
 )
 
@@ -154,29 +155,12 @@ func ServerName(names ...string) Matcher {
 func matchServerName(sni []byte, pattern string) bool {
 	if suffix, ok := strings.CutPrefix(pattern, "*"); ok {
 		// "*.example.com": one non-empty label, then the suffix.
-		if len(sni) <= len(suffix) || !equalFoldASCII(sni[len(sni)-len(suffix):], suffix) {
+		if len(sni) <= len(suffix) || !ascii.EqualFold(sni[len(sni)-len(suffix):], suffix) {
 			return false
 		}
 		return bytes.IndexByte(sni[:len(sni)-len(suffix)], '.') < 0
 	}
-	return equalFoldASCII(sni, pattern)
-}
-
-// equalFoldASCII compares b with the lower-case s, ignoring ASCII case in b.
-func equalFoldASCII(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := range b {
-		c := b[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != s[i] {
-			return false
-		}
-	}
-	return true
+	return ascii.EqualFold(sni, pattern)
 }
 
 // ALPN matches a TLS ClientHello that offers any of protos (RFC 7301).

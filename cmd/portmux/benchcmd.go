@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"strings"
@@ -34,7 +35,10 @@ Modes (-mode):
 
 The run ends after -d or -n requests (attempts, failed ones included),
 whichever comes first; with -n alone only the count ends it, with neither
-it lasts 10s. With -rate, latency counts from when each request was due.
+it lasts 10s. After -d no request starts, and those in flight are waited
+for up to -drain; the rest are reported as unfinished. With -rate, latency
+counts from when each request was due, and requests that fell due while
+every worker was busy and were never sent are reported as missed.
 Exit status: 0, or 1 if no request succeeded (all failed, or none finished), 2
 for bad usage.
 
@@ -62,6 +66,7 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer, isT
 	fs.IntVar(&cfg.Concurrency, "c", loadgen.DefaultConcurrency, "concurrency: requests in flight, each on a connection of its own (h2c: connections, each with -streams)")
 	fs.IntVar(&cfg.Streams, "streams", loadgen.DefaultStreams, "h2c: requests in flight on each connection")
 	fs.DurationVar(&cfg.Duration, "d", 0, "duration of the run (default 10s unless -n is given)")
+	fs.DurationVar(&cfg.Drain, "drain", loadgen.DefaultDrain, "after -d, how long to wait for the requests in flight before counting them as unfinished")
 	fs.Int64Var(&cfg.Requests, "n", 0, "stop after this many requests, successful or not (0: no limit)")
 	fs.Float64Var(&cfg.Rate, "rate", 0, "requests per second over all workers (0: as fast as they go)")
 	fs.IntVar(&cfg.Size, "size", 0, "bytes: POST body for HTTP modes (0: GET), ws message (default 16), tcp chunk (default 65536)")
@@ -119,14 +124,16 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer, isT
 		return usage("-d %v: want a positive duration", cfg.Duration)
 	case cfg.Requests < 0:
 		return usage("-n %d: want 0 or more", cfg.Requests)
-	case cfg.Rate < 0:
-		return usage("-rate %g: want 0 or more", cfg.Rate)
+	case cfg.Rate < 0 || math.IsNaN(cfg.Rate) || math.IsInf(cfg.Rate, 0):
+		return usage("-rate %g: want a finite number, 0 or more", cfg.Rate)
 	case cfg.Size < 0 || cfg.Size > loadgen.MaxSize:
 		return usage("-size %d: want 0 to %d", cfg.Size, loadgen.MaxSize)
 	case set["size"] && cfg.Size > 0 && cfg.Mode == loadgen.Upgrade426:
 		return usage("-size does not apply to -mode 426, which sends a GET")
 	case cfg.DialTimeout <= 0:
 		return usage("-dial-timeout %v: want a positive duration", cfg.DialTimeout)
+	case cfg.Drain <= 0:
+		return usage("-drain %v: want a positive duration", cfg.Drain)
 	case cfg.Timeout <= 0:
 		return usage("-timeout %v: want a positive duration", cfg.Timeout)
 	case set["upgrade"] && cfg.Mode != loadgen.Upgrade426:

@@ -21,7 +21,20 @@
 // status outside 200-399, or other than 426 in 426 mode), bad_header (426
 // mode: Upgrade lacks a token, or Connection lacks upgrade or close),
 // protocol (a malformed response or frame, or an echo that differs),
-// other. Requests cut short by the end of the run are not counted.
+// other.
+//
+// # The end of a run
+//
+// When Duration passes, no further request starts, and those in flight
+// are waited for, up to Drain (1 s): those that finish count as usual,
+// whenever they finish, and elapsed_s runs until the last of them did.
+// Those still in flight at the end of the drain, or when the caller's
+// context ends, are interrupted and counted as unfinished, neither
+// requests nor errors. In a paced run (Rate), the requests that fell due
+// before the end but were never sent, because every worker was busy,
+// are counted as missed: a target too slow for the rate shows there and
+// in the latencies of the requests that were sent late, which count
+// from when they were due.
 //
 // # JSON
 //
@@ -39,6 +52,8 @@
 //	connections             connections opened
 //	connections_per_s       connections / elapsed_s
 //	errors                  failed requests
+//	unfinished              requests in flight when the run stopped: not counted above
+//	missed                  paced runs: requests due before the end but never sent
 //	errors_by_kind          {"dial": n, "timeout": n, ...}: every kind, zeros too
 //	error_samples           {"kind": "first message"} for the kinds that occurred; omitted if none
 //	status                  {"200": n, ...}: HTTP status codes received; omitted if none
@@ -48,8 +63,14 @@
 //	received_mb_per_s       bytes_received / 10^6 / elapsed_s
 //	latency_us              {"min", "mean", "p50", "p90", "p99", "p99_9", "max"} in µs
 //	latency_relative_error  the bound on the percentiles' error (1/128)
+//	connect_us              connection setup times, with the same fields as latency_us
 //
-// Latency runs from sending a request (from when it was due, in a paced
-// run) to reading the whole response, and includes the connect in the
-// connection-per-request modes. Only successful requests are timed.
+// Latency runs from writing a request's first byte (from when it was
+// due, in a paced run) to reading the whole response. Only successful
+// requests are timed. A connection that a request opens (each request's,
+// in the connection-per-request modes; the first of each connection's,
+// in the others) is timed apart in connect_us: the TCP connect, and for
+// ws the handshake, for h2c the wait for the server's SETTINGS. In a
+// paced run a request's latency still includes any connect it waited
+// for, as it includes any other wait after it was due.
 package loadgen

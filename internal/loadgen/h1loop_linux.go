@@ -98,6 +98,7 @@ type slot struct {
 	fd       int
 	state    uint8
 	start    time.Time // latency counts from here
+	dialed   time.Time // when the connect began
 	deadline time.Time // of the current phase
 	wrote    int
 	p        h1Parser
@@ -164,8 +165,9 @@ func newH1Loops(r *runner, req []byte) ([]*h1Loop, bool) {
 	return loops, true
 }
 
-// run drives the loop's slots until the run ends, then closes what is
-// open. Requests in flight at the end are not counted.
+// run drives the loop's slots until every one is done (the run has
+// ended and their last requests have finished) or the run stops; the
+// requests it then finds in flight count as unfinished.
 func (l *h1Loop) run() {
 	// The epoll set is itself pollable: as a non-blocking *os.File, the
 	// runtime's poller can wake this goroutine when it has events.
@@ -189,6 +191,7 @@ func (l *h1Loop) run() {
 		for i := range l.slots {
 			if l.slots[i].fd >= 0 {
 				rawClose(l.slots[i].fd)
+				l.w.unfinished++
 			}
 		}
 		ep.Close()
@@ -232,9 +235,9 @@ func (l *h1Loop) begin(i int) {
 			l.done++
 			return
 		}
-		sl.start = time.Now()
 		err := l.open(i)
 		if err == nil {
+			sl.start = sl.dialed
 			return
 		}
 		l.w.fail(&Error{KindDial, err})
@@ -260,7 +263,8 @@ func (l *h1Loop) open(i int) error {
 		return fmt.Errorf("epoll_ctl: %w", err)
 	}
 	sl.fd, sl.state, sl.wrote, sl.wr, sl.recv, sl.reused = fd, stConnect, 0, 0, 0, false
-	sl.deadline = sl.start.Add(l.r.s.DialTimeout)
+	sl.dialed = time.Now()
+	sl.deadline = sl.dialed.Add(l.r.s.DialTimeout)
 	sl.p.reset(l.r.s.UpgradeTokens)
 	return nil
 }
@@ -272,12 +276,13 @@ func (l *h1Loop) finish(i int, err error) {
 	rawClose(sl.fd) // also leaves the epoll set
 	sl.fd, sl.state = -1, stIdle
 	l.w.recv.Add(uint64(sl.recv))
-	if l.r.over() {
+	switch {
+	case err != nil && l.r.over():
+		l.w.unfinished++
 		return
-	}
-	if err != nil {
+	case err != nil:
 		l.w.fail(err)
-	} else {
+	default:
 		l.w.hist.Record(time.Since(sl.start))
 		l.w.requests.Add(1)
 	}
@@ -299,8 +304,14 @@ func (l *h1Loop) handle(i int, events uint32) {
 			return
 		}
 		l.w.conns.Add(1)
+		// The connect is timed apart; the request's latency leaves it
+		// out (a retried one keeps the time it lost on the old connection).
+		now := time.Now()
+		d := now.Sub(sl.dialed)
+		l.w.connect.Record(d)
+		sl.start = sl.start.Add(d)
 		sl.state = stWrite
-		sl.deadline = time.Now().Add(l.r.s.Timeout)
+		sl.deadline = now.Add(l.r.s.Timeout)
 	}
 	if sl.state == stWrite {
 		if events&syscall.EPOLLOUT == 0 && events&(syscall.EPOLLERR|syscall.EPOLLHUP) == 0 {
@@ -384,16 +395,12 @@ func (l *h1Loop) read(i int) {
 
 func (l *h1Loop) complete(i int) {
 	sl := &l.slots[i]
-	if l.r.over() {
-		l.finish(i, nil) // not counted
-		return
-	}
 	l.w.status[sl.p.head.status]++
 	keep, err := sl.p.check(l.r.s)
-	if err == nil && keep && sl.wr > 0 {
-		err = protoErr("%d bytes after the response", sl.wr)
+	if keep && sl.wr > 0 {
+		keep, err = false, protoErr("%d bytes after the response", sl.wr)
 	}
-	if err != nil || !keep {
+	if !keep { // keep is false after any error but a bad status
 		l.finish(i, err)
 		return
 	}
@@ -401,8 +408,12 @@ func (l *h1Loop) complete(i int) {
 	// connection straight away.
 	l.w.recv.Add(uint64(sl.recv))
 	now := time.Now()
-	l.w.hist.Record(now.Sub(sl.start))
-	l.w.requests.Add(1)
+	if err != nil {
+		l.w.fail(err)
+	} else {
+		l.w.hist.Record(now.Sub(sl.start))
+		l.w.requests.Add(1)
+	}
 	if _, ok := l.r.claim(); !ok {
 		rawClose(sl.fd)
 		sl.fd, sl.state = -1, stDone

@@ -71,8 +71,11 @@ type h2Conn struct {
 	sendWindow  int64 // connection-level, for request bodies
 	initWindow  int64 // the server's SETTINGS_INITIAL_WINDOW_SIZE
 	maxFrame    int
-	maxStreams  int   // the server's SETTINGS_MAX_CONCURRENT_STREAMS
-	recvUnacked int64 // connection-level bytes received since the last WINDOW_UPDATE
+	maxStreams  int      // the server's SETTINGS_MAX_CONCURRENT_STREAMS
+	recvUnacked int64    // connection-level bytes received since the last WINDOW_UPDATE
+	expired     []uint32 // sweep's scratch
+
+	unhook func() bool // stops the run's end from closing c; nil once called
 }
 
 // h2Stream is a worker's request in flight; it is reused for each request.
@@ -81,20 +84,38 @@ type h2Stream struct {
 	status      int
 	sendWindow  int64
 	recvUnacked int64
+	deadline    time.Time  // the request's timeout
 	done        chan error // receives once per request
 	aborted     bool       // under h2Conn.mu: stop waiting in send
 }
 
-// errAborted ends a send that waited past the request's timeout or the
-// end of the run.
+// errAborted ends a send that waited past the request's timeout.
 var errAborted = errors.New("loadgen: h2c send abandoned")
+
+// errStreamTimeout is the result of a request that sweep found past its
+// deadline.
+var errStreamTimeout = &Error{KindTimeout, errTimeout}
+
+// Requests that the server did not process, and that may be sent again
+// (RFC 9113 §8.7): refused (RST_STREAM REFUSED_STREAM), above a GOAWAY's
+// last stream ID, or not sent because the connection was going away.
+var (
+	errRefused     = &Error{KindReset, errors.New("http2: stream reset by the server: REFUSED_STREAM")}
+	errUnprocessed = errors.New("http2: not processed before GOAWAY")
+	errRetired     = &Error{KindClosed, fmt.Errorf("%w: the connection was retired", errUnprocessed)}
+)
+
+// retryable reports whether err says the server did not process the
+// request.
+func retryable(err error) bool {
+	return errors.Is(err, errRefused) || errors.Is(err, errUnprocessed)
+}
 
 // h2Client is one worker in H2C mode.
 type h2Client struct {
-	w     *worker
-	g     *h2Group
-	st    h2Stream
-	timer *time.Timer
+	w  *worker
+	g  *h2Group
+	st h2Stream
 }
 
 // newH2CClients makes Concurrency groups of Streams workers; cleanup
@@ -169,8 +190,9 @@ func hpackInt(b []byte, first byte, n uint, v uint64) []byte {
 	return append(b, byte(v))
 }
 
-// get returns the group's usable connection, opening one if need be.
-func (g *h2Group) get() (*h2Conn, error) {
+// get returns the group's usable connection, opening one if need be
+// (accounted to w).
+func (g *h2Group) get(w *worker) (*h2Conn, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if c := g.conn; c != nil {
@@ -182,6 +204,7 @@ func (g *h2Group) get() (*h2Conn, error) {
 		}
 	}
 	s := g.r.s
+	t0 := time.Now()
 	d := net.Dialer{Timeout: s.DialTimeout, KeepAlive: -1}
 	raw, err := d.DialContext(g.r.ctx, "tcp", s.addr)
 	if err != nil {
@@ -201,6 +224,14 @@ func (g *h2Group) get() (*h2Conn, error) {
 	c.fr.MaxHeaderListSize = h2MaxHeader
 	c.fr.SetMaxReadFrameSize(h2MaxFrame)
 	// The preface, our settings and the connection window (RFC 9113 §3.4, §6.5, §6.9).
+	// The end of the run closes the connection, which fails its
+	// streams and wakes the sends waiting on it.
+	unhook := context.AfterFunc(g.r.ctx, func() { c.close(g.r.ctx.Err()) })
+	c.mu.Lock()
+	if !c.closed { // else it has run already
+		c.unhook = unhook
+	}
+	c.mu.Unlock()
 	go c.writeLoop()
 	c.write(func() error { // encoding into pend: nothing to fail but the writer, which closes c
 		c.pend = append(c.pend, http2.ClientPreface...)
@@ -214,7 +245,17 @@ func (g *h2Group) get() (*h2Conn, error) {
 		return c.fr.WriteWindowUpdate(0, h2Window-65535)
 	})
 	go c.readLoop()
-	g.all = append(g.all, c)
+	// Forget the connections that are closed and whose goroutines have
+	// returned: a server that sends GOAWAY every so many requests makes
+	// many in a long run.
+	live := g.all[:0]
+	for _, old := range g.all {
+		if !old.finished() {
+			live = append(live, old)
+		}
+	}
+	clear(g.all[len(live):])
+	g.all = append(live, c)
 	// Wait for the server's SETTINGS (§3.4), so that the first requests
 	// respect its limits instead of being refused.
 	t := time.NewTimer(s.DialTimeout)
@@ -234,7 +275,36 @@ func (g *h2Group) get() (*h2Conn, error) {
 		return nil, g.r.ctx.Err()
 	}
 	g.conn = c
+	w.connected(time.Since(t0))
 	return c, nil
+}
+
+// finished reports whether c is closed and its reader and writer have
+// returned.
+func (c *h2Conn) finished() bool {
+	select {
+	case <-c.done:
+	default:
+		return false
+	}
+	select {
+	case <-c.wdone:
+		return true
+	default:
+		return false
+	}
+}
+
+// retireIfIdle closes c once it is going away (after GOAWAY, or out of
+// stream IDs) and its last stream has ended; the group's next request
+// opens a new connection.
+func (c *h2Conn) retireIfIdle() {
+	c.mu.Lock()
+	idle := c.goingAway && len(c.streams) == 0 && c.err == nil
+	c.mu.Unlock()
+	if idle {
+		c.close(errRetired)
+	}
 }
 
 // pendWriter is where the Framer encodes: the pending batch (wmu held).
@@ -262,14 +332,26 @@ func (c *h2Conn) wake() {
 	}
 }
 
+// sweepEvery is how often a connection looks for requests past their
+// timeout: an eighth of it, within 5 ms to 250 ms.
+func sweepEvery(timeout time.Duration) time.Duration {
+	return min(max(timeout/8, 5*time.Millisecond), 250*time.Millisecond)
+}
+
 // writeLoop sends the pending frames, a batch at a time, each within the
-// run's Timeout, until close.
+// run's Timeout, until close; between batches, it sweeps for requests
+// past their timeout.
 func (c *h2Conn) writeLoop() {
 	defer close(c.wdone)
+	tick := time.NewTicker(sweepEvery(c.g.r.s.Timeout))
+	defer tick.Stop()
 	var out []byte
 	for {
 		select {
 		case <-c.kick:
+		case now := <-tick.C:
+			c.sweep(now)
+			continue
 		case <-c.quit:
 			return
 		}
@@ -291,10 +373,54 @@ func (c *h2Conn) writeLoop() {
 	}
 }
 
+// sweep fails the requests past their deadline with a timeout and tells
+// the server to stop them (RST_STREAM CANCEL, RFC 9113 §8.7), and wakes
+// the sends waiting for a stream or window, which check their own. One
+// sweep per connection, rather than a timer per request, keeps a request
+// free of timer allocations.
+func (c *h2Conn) sweep(now time.Time) {
+	c.mu.Lock()
+	c.expired = c.expired[:0]
+	for id, st := range c.streams {
+		if now.After(st.deadline) {
+			delete(c.streams, id)
+			st.done <- errStreamTimeout
+			c.expired = append(c.expired, id)
+		}
+	}
+	failed := c.err != nil
+	c.cond.Broadcast()
+	c.mu.Unlock()
+	if len(c.expired) > 0 && !failed {
+		c.write(func() error {
+			for _, id := range c.expired {
+				if err := c.fr.WriteRSTStream(id, http2.ErrCodeCancel); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		c.retireIfIdle()
+	}
+}
+
+// waitFor waits on c.cond for st's send, and marks st aborted once its
+// deadline has passed; c.mu must be held.
+func (c *h2Conn) waitFor(st *h2Stream) {
+	c.cond.Wait()
+	if time.Now().After(st.deadline) {
+		st.aborted = true
+	}
+}
+
 // close makes the connection unusable, fails its streams with err, and
 // closes the socket, which ends the reader.
 func (c *h2Conn) close(err error) {
 	c.mu.Lock()
+	if c.unhook != nil {
+		c.unhook()
+		c.unhook = nil
+	}
 	if c.err == nil {
 		c.err = err
 	}
@@ -314,44 +440,37 @@ func (c *h2Conn) close(err error) {
 
 func (c *h2Client) close() {}
 
+// do makes the request, and once more if the server did not process it
+// (RFC 9113 §8.7): after REFUSED_STREAM on any connection, after GOAWAY
+// on a new one.
 func (c *h2Client) do() error {
-	conn, err := c.g.get()
+	err := c.try()
+	if err != nil && retryable(err) && !c.w.r.over() {
+		err = c.try()
+	}
+	return err
+}
+
+func (c *h2Client) try() error {
+	conn, err := c.g.get(c.w)
 	if err != nil {
 		return err
 	}
-	s := c.w.r.s
-	if c.timer == nil {
-		c.timer = time.NewTimer(s.Timeout)
-	} else {
-		c.timer.Reset(s.Timeout)
-	}
-	defer c.timer.Stop()
-	// send may wait for a stream slot or for flow-control window, which
-	// a server can withhold: the request's timeout and the end of the run
-	// bound that wait too.
-	conn.mu.Lock()
-	c.st.aborted = false
-	conn.mu.Unlock()
-	guard := time.AfterFunc(s.Timeout, func() { conn.abort(&c.st) })
-	unhook := context.AfterFunc(c.w.r.ctx, func() { conn.abort(&c.st) })
+	// The connection's sweep bounds the request by its deadline: while
+	// send waits for a stream slot or for flow-control window, which a
+	// server can withhold, and while the response is awaited. The end of
+	// the run closes the connection.
+	c.st.deadline = time.Now().Add(c.w.r.s.Timeout)
 	err = conn.send(&c.st)
-	guard.Stop()
-	unhook()
 	if errors.Is(err, errAborted) {
 		conn.cancel(&c.st)
-		if e := c.w.r.ctx.Err(); e != nil {
-			return e
-		}
-		return &Error{KindTimeout, errTimeout}
+		return errStreamTimeout
 	}
 	if err != nil {
 		return err
 	}
 	select {
 	case err = <-c.st.done:
-	case <-c.timer.C:
-		err = &Error{KindTimeout, errTimeout}
-		conn.cancel(&c.st)
 	case <-c.w.r.ctx.Done():
 		err = c.w.r.ctx.Err()
 		conn.cancel(&c.st)
@@ -372,8 +491,9 @@ func (c *h2Conn) send(st *h2Stream) error {
 	// Within the server's SETTINGS_MAX_CONCURRENT_STREAMS (§5.1.2); the
 	// streams ahead end within their own timeouts.
 	c.mu.Lock()
+	st.aborted = false
 	for c.err == nil && !st.aborted && len(c.streams) >= c.maxStreams {
-		c.cond.Wait()
+		c.waitFor(st)
 	}
 	aborted := st.aborted
 	c.mu.Unlock()
@@ -384,10 +504,14 @@ func (c *h2Conn) send(st *h2Stream) error {
 	// the ID and encode the frame under the write lock.
 	c.wmu.Lock()
 	c.mu.Lock()
-	if c.err != nil {
+	if c.err != nil || c.goingAway {
+		err := c.err
+		if err == nil {
+			err = errRetired // no new streams on a connection going away (§6.8)
+		}
 		c.mu.Unlock()
 		c.wmu.Unlock()
-		return c.err
+		return err
 	}
 	select { // a result left over from an abandoned request
 	case <-st.done:
@@ -408,7 +532,7 @@ func (c *h2Conn) send(st *h2Stream) error {
 	for len(body) > 0 {
 		c.mu.Lock()
 		for c.err == nil && !st.aborted && c.streams[st.id] == st && (c.sendWindow <= 0 || st.sendWindow <= 0) {
-			c.cond.Wait() // woken by WINDOW_UPDATE, SETTINGS, a failure, cancel or abort
+			c.waitFor(st) // woken by WINDOW_UPDATE, SETTINGS, a failure, cancel or sweep
 		}
 		if st.aborted {
 			c.mu.Unlock()
@@ -429,14 +553,6 @@ func (c *h2Conn) send(st *h2Stream) error {
 	return nil
 }
 
-// abort makes a send waiting for st give up.
-func (c *h2Conn) abort(st *h2Stream) {
-	c.mu.Lock()
-	st.aborted = true
-	c.mu.Unlock()
-	c.cond.Broadcast()
-}
-
 // cancel abandons st's request: the server is told to stop (RST_STREAM
 // CANCEL, §8.7) and a late result is dropped.
 func (c *h2Conn) cancel(st *h2Stream) {
@@ -450,6 +566,7 @@ func (c *h2Conn) cancel(st *h2Stream) {
 	c.mu.Unlock()
 	if live && !failed {
 		c.write(func() error { return c.fr.WriteRSTStream(st.id, http2.ErrCodeCancel) })
+		c.retireIfIdle()
 	}
 }
 
@@ -478,6 +595,7 @@ func (c *h2Conn) readLoop() {
 			c.close(err)
 			return
 		}
+		c.retireIfIdle()
 	}
 }
 
@@ -594,17 +712,22 @@ func (c *h2Conn) handle(f http2.Frame) error {
 			return c.write(func() error { return c.fr.WritePing(true, f.Data) })
 		}
 	case *http2.RSTStreamFrame:
+		err := errRefused
+		if f.ErrCode != http2.ErrCodeRefusedStream {
+			err = &Error{KindReset, fmt.Errorf("http2: stream reset by the server: %v", f.ErrCode)}
+		}
 		c.mu.Lock()
-		c.finish(id, &Error{KindReset, fmt.Errorf("http2: stream reset by the server: %v", f.ErrCode)})
+		c.finish(id, err)
 		c.mu.Unlock()
 	case *http2.GoAwayFrame:
-		// Streams above LastStreamID were not processed (§6.8); the
-		// rest finish on this connection, new ones go to another.
+		// Streams above LastStreamID were not processed (§6.8) and are
+		// retried elsewhere; the rest finish on this connection, which
+		// readLoop then closes. New streams go to another.
 		c.mu.Lock()
 		c.goingAway = true
 		for sid := range c.streams {
 			if sid > f.LastStreamID {
-				c.finish(sid, &Error{KindClosed, fmt.Errorf("http2: GOAWAY %v", f.ErrCode)})
+				c.finish(sid, &Error{KindClosed, fmt.Errorf("%w (%v)", errUnprocessed, f.ErrCode)})
 			}
 		}
 		c.mu.Unlock()

@@ -7,6 +7,9 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"time"
+
+	"github.com/portmux/portmux/internal/ascii"
 )
 
 // Limits of the HTTP/1 response reader.
@@ -124,18 +127,25 @@ func (p *h1Parser) feed(b []byte) (n int, done bool, err error) {
 			n += 2
 			p.phase = phChunkSize
 		case phChunkSize, phTrailer:
+			// A line is too long the same whether its CRLF has arrived
+			// or not: the outcome must not depend on how bytes arrive.
 			i := bytes.Index(rest, crlf)
 			if i < 0 {
-				if len(rest) > maxLine {
+				if len(rest) > maxLine+1 || len(rest) == maxLine+1 && rest[maxLine] != '\r' {
 					return n, false, errTooLong
 				}
 				return n, false, nil
+			}
+			if i > maxLine {
+				return n, false, errTooLong
 			}
 			line := rest[:i]
 			n += i + 2
 			if p.phase == phTrailer {
 				if len(line) == 0 {
 					p.phase = phDone
+				} else if _, _, err := splitField(line); err != nil {
+					return n, false, err
 				}
 				continue
 			}
@@ -165,6 +175,9 @@ func (p *h1Parser) eof() bool {
 
 func parseChunkSize(line []byte) (int64, error) {
 	if i := bytes.IndexByte(line, ';'); i >= 0 {
+		if !fieldValue(line[i:]) {
+			return 0, protoErr("bad chunk extension %q", trunc(line))
+		}
 		line = line[:i] // chunk extensions
 	}
 	line = bytes.TrimRight(line, " \t")
@@ -183,7 +196,8 @@ func parseChunkSize(line []byte) (int64, error) {
 }
 
 // check applies the mode's verdict to a complete response; keep says
-// whether the connection may carry another request.
+// whether the connection may carry another request, which it may after a
+// bad status too.
 func (p *h1Parser) check(s *settings) (keep bool, err error) {
 	h := &p.head
 	if s.Mode == Upgrade426 {
@@ -199,10 +213,13 @@ func (p *h1Parser) check(s *settings) (keep bool, err error) {
 		}
 		return false, nil
 	}
+	keep = s.Mode == HTTP1KeepAlive && !h.connClose && h.framed && (h.minor >= 1 || h.connKeepAlive)
 	if h.status < 200 || h.status > 399 {
-		return false, &Error{KindBadStatus, fmt.Errorf("status %d", h.status)}
+		// A well-framed error response leaves the connection usable,
+		// as wrk treats it: the next request goes on it.
+		return keep, &Error{KindBadStatus, fmt.Errorf("status %d", h.status)}
 	}
-	return s.Mode == HTTP1KeepAlive && !h.connClose && h.framed && (h.minor >= 1 || h.connKeepAlive), nil
+	return keep, nil
 }
 
 func missingTokens(found uint64, tokens []string) string {
@@ -267,10 +284,12 @@ func (c *h1Client) do() error {
 func (c *h1Client) roundTrip() error {
 	c.recv = 0
 	if c.conn == nil {
+		t0 := time.Now()
 		conn, err := c.w.dial()
 		if err != nil {
 			return err
 		}
+		c.w.connected(time.Since(t0))
 		c.conn = conn
 		c.rd, c.wr = 0, 0
 		if !c.w.track(conn) {
@@ -278,9 +297,9 @@ func (c *h1Client) roundTrip() error {
 			return net.ErrClosed
 		}
 	}
-	keep, err := c.exchange()
+	keep, err := c.exchange() // keep is false after any error but a bad status
 	c.w.recv.Add(uint64(c.recv))
-	if err != nil || !keep {
+	if !keep {
 		c.close()
 	}
 	return err
@@ -382,7 +401,7 @@ func parseRespHead(b []byte, h *respHead, tokens []string) error {
 	b = b[i+2:]
 	// HTTP/1.x SP 3DIGIT SP reason
 	if len(line) < 12 || string(line[:7]) != "HTTP/1." || line[7] < '0' || line[7] > '9' || line[8] != ' ' ||
-		(len(line) > 12 && line[12] != ' ') {
+		(len(line) > 12 && line[12] != ' ') || !fieldValue(line[12:]) {
 		return protoErr("bad status line %q", trunc(line))
 	}
 	h.minor = int(line[7] - '0')
@@ -395,45 +414,44 @@ func parseRespHead(b []byte, h *respHead, tokens []string) error {
 	for len(b) > 2 {
 		i := bytes.Index(b, crlf)
 		line, b = b[:i], b[i+2:]
-		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 {
-			return protoErr("bad header line %q", trunc(line))
+		name, value, err := splitField(line)
+		if err != nil {
+			return err
 		}
-		name, value := line[:colon], bytes.Trim(line[colon+1:], " \t")
 		switch {
-		case asciiEqualFold(name, "content-length"):
+		case ascii.EqualFold(name, "content-length"):
 			n, ok := parseDecimal(value)
 			if !ok || (h.contentLength >= 0 && h.contentLength != n) {
 				return protoErr("bad Content-Length %q", trunc(value))
 			}
 			h.contentLength = n
-		case asciiEqualFold(name, "transfer-encoding"):
+		case ascii.EqualFold(name, "transfer-encoding"):
 			last := value
 			if j := bytes.LastIndexByte(value, ','); j >= 0 {
 				last = bytes.TrimLeft(value[j+1:], " \t")
 			}
-			h.chunked = asciiEqualFold(last, "chunked")
+			h.chunked = ascii.EqualFold(last, "chunked")
 			if !h.chunked {
 				return protoErr("unsupported Transfer-Encoding %q", trunc(value))
 			}
-		case asciiEqualFold(name, "connection"):
+		case ascii.EqualFold(name, "connection"):
 			for t := range bytes.SplitSeq(value, []byte(",")) {
 				t = bytes.Trim(t, " \t")
 				switch {
-				case asciiEqualFold(t, "close"):
+				case ascii.EqualFold(t, "close"):
 					h.connClose = true
-				case asciiEqualFold(t, "upgrade"):
+				case ascii.EqualFold(t, "upgrade"):
 					h.connUpgrade = true
-				case asciiEqualFold(t, "keep-alive"):
+				case ascii.EqualFold(t, "keep-alive"):
 					h.connKeepAlive = true
 				}
 			}
-		case asciiEqualFold(name, "upgrade"):
+		case ascii.EqualFold(name, "upgrade"):
 			h.upgradeSeen = true
 			for t := range bytes.SplitSeq(value, []byte(",")) {
 				t = bytes.Trim(t, " \t")
 				for k, want := range tokens {
-					if asciiEqualFold(t, want) {
+					if ascii.EqualFold(t, want) {
 						h.upgradeFound |= 1 << k
 					}
 				}
@@ -445,6 +463,53 @@ func parseRespHead(b []byte, h *respHead, tokens []string) error {
 	}
 	return nil
 }
+
+// splitField splits a field line (RFC 9112 §5) into its name, a token,
+// and its value without the whitespace around it. Whitespace before the
+// colon, a line folded onto the one before (which starts with
+// whitespace), a bare CR or LF or another control byte but HTAB are
+// malformed: a reader that let them pass would frame the message
+// differently from one that did not (§5.1, §5.2; RFC 9110 §5.5).
+func splitField(line []byte) (name, value []byte, err error) {
+	colon := bytes.IndexByte(line, ':')
+	if colon <= 0 {
+		return nil, nil, protoErr("bad header line %q", trunc(line))
+	}
+	name, value = line[:colon], line[colon+1:]
+	for _, c := range name {
+		if !isTchar[c] {
+			return nil, nil, protoErr("bad header name %q", trunc(line))
+		}
+	}
+	if !fieldValue(value) {
+		return nil, nil, protoErr("control byte in header %q", trunc(line))
+	}
+	return name, bytes.Trim(value, " \t"), nil
+}
+
+// fieldValue reports whether b holds no control byte but HTAB.
+func fieldValue(b []byte) bool {
+	for _, c := range b {
+		if c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// isTchar holds the bytes of a token (RFC 9110 §5.6.2).
+var isTchar = func() (t [256]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()
 
 func parseDecimal(b []byte) (int64, bool) {
 	if len(b) == 0 || len(b) > 18 {
@@ -458,24 +523,6 @@ func parseDecimal(b []byte) (int64, bool) {
 		n = n*10 + int64(d-'0')
 	}
 	return n, true
-}
-
-// asciiEqualFold reports whether b equals s, ignoring ASCII case; s is
-// lower case.
-func asciiEqualFold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := range b {
-		c := b[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != s[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func trunc(b []byte) []byte {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -55,6 +56,7 @@ const (
 	DefaultDialTimeout = 5 * time.Second
 	DefaultTimeout     = 10 * time.Second
 	DefaultStreams     = 10
+	DefaultDrain       = time.Second
 	DefaultWSSize      = 16
 	DefaultTCPSize     = 64 << 10
 	// MaxSize bounds Size: a request body, message or chunk is held in
@@ -87,11 +89,17 @@ type Config struct {
 	// connection. If zero, DefaultStreams.
 	Streams int
 
-	// Duration ends the run that long after it starts; requests still in
-	// flight then are abandoned and not counted. If zero, the run lasts
-	// DefaultDuration unless Requests is set, in which case only Requests
-	// ends it.
+	// Duration ends the run that long after it starts: no request starts
+	// after it, and those in flight then are waited for, up to Drain. If
+	// zero, the run lasts DefaultDuration unless Requests is set, in
+	// which case only Requests ends it.
 	Duration time.Duration
+
+	// Drain bounds the wait, once Duration has passed, for the requests
+	// then in flight: those that finish within it count as usual, and
+	// the rest are interrupted and counted as Result.Unfinished. If
+	// zero, DefaultDrain.
+	Drain time.Duration
 
 	// Requests, if positive, ends the run after this many attempts
 	// (successful or not) have been started and have finished.
@@ -101,7 +109,9 @@ type Config struct {
 	// over all workers: request n is due at start + n/Rate. Latency is
 	// then measured from when a request was due, not from when a free
 	// worker sent it, so a stalled target shows in the percentiles
-	// instead of hiding behind fewer requests (coordinated omission).
+	// instead of hiding behind fewer requests (coordinated omission);
+	// and the requests that fell due before the end but were never sent,
+	// every worker being busy, are counted as Result.Missed.
 	Rate float64
 
 	// Size is the request body for the HTTP modes (a POST of Size bytes;
@@ -245,11 +255,11 @@ func (c *Config) resolve(ctx context.Context) (*settings, error) {
 		return nil, fmt.Errorf("%w: Duration %v is negative", ErrBadConfig, s.Duration)
 	case s.Requests < 0:
 		return nil, fmt.Errorf("%w: Requests %d is negative", ErrBadConfig, s.Requests)
-	case s.Rate < 0:
-		return nil, fmt.Errorf("%w: Rate %g is negative", ErrBadConfig, s.Rate)
+	case s.Rate < 0 || math.IsNaN(s.Rate) || math.IsInf(s.Rate, 0):
+		return nil, fmt.Errorf("%w: Rate %g is negative or not finite", ErrBadConfig, s.Rate)
 	case s.Size < 0 || s.Size > MaxSize:
 		return nil, fmt.Errorf("%w: Size %d is outside 0..%d", ErrBadConfig, s.Size, MaxSize)
-	case s.DialTimeout < 0 || s.Timeout < 0:
+	case s.DialTimeout < 0 || s.Timeout < 0 || s.Drain < 0:
 		return nil, fmt.Errorf("%w: a negative timeout", ErrBadConfig)
 	}
 	if s.Concurrency == 0 {
@@ -270,6 +280,9 @@ func (c *Config) resolve(ctx context.Context) (*settings, error) {
 	}
 	if s.Timeout == 0 {
 		s.Timeout = DefaultTimeout
+	}
+	if s.Drain == 0 {
+		s.Drain = DefaultDrain
 	}
 	if s.Size == 0 {
 		switch s.Mode {
@@ -346,12 +359,15 @@ type worker struct {
 	requests, errors, conns atomic.Uint64
 	sent, recv              atomic.Uint64
 
-	r      *runner
-	hist   Histogram
-	kinds  [numKinds]uint64
-	sample [numKinds]string // the first error message of each kind
-	status map[int]uint64
-	timer  *time.Timer
+	r          *runner
+	hist       Histogram
+	unfinished uint64        // requests interrupted by the end of the run
+	connect    Histogram     // connection setup times
+	setup      time.Duration // setup time spent in the current request
+	kinds      [numKinds]uint64
+	sample     [numKinds]string // the first error message of each kind
+	status     map[int]uint64
+	timer      *time.Timer
 
 	mu   sync.Mutex
 	conn net.Conn // the connection in use, for stop to interrupt
@@ -404,6 +420,15 @@ func (w *worker) dial() (net.Conn, error) {
 	return c, nil
 }
 
+// connected records the setup time d of a connection that the current
+// request opened: the connect, and for WS the handshake, for H2C the
+// server's SETTINGS. Unless the run is paced, the request's latency
+// leaves it out.
+func (w *worker) connected(d time.Duration) {
+	w.connect.Record(d)
+	w.setup += d
+}
+
 func (w *worker) fail(err error) {
 	k := kindOf(err)
 	w.kinds[k]++
@@ -424,26 +449,46 @@ type client interface {
 // (h1Client) where they would use the event loop.
 var noEventLoop bool
 
-// runner is one run.
+// runner is one run. It ends in two steps: end, after which no request
+// starts (the drain), and stop, which interrupts those still in flight.
 type runner struct {
 	s       *settings
 	ctx     context.Context // ends at stop
 	cancel  context.CancelFunc
 	start   time.Time
 	tickets atomic.Int64
+	ending  atomic.Bool
+	ended   chan struct{} // closed by end
+	endAt   atomic.Int64  // when end ran, in ns since start
 	stopped atomic.Bool
+	stopAt  atomic.Int64 // when stop ran, in ns since start
+	endOnce sync.Once
 	once    sync.Once
 	workers []*worker
 }
 
-// over reports whether the run has ended: stopped, or its context (the
-// caller's) cancelled, which may happen a moment before stop runs.
+// over reports whether the run has stopped: requests in flight are being
+// interrupted. Its context (the caller's) may be cancelled a moment
+// before stop runs.
 func (r *runner) over() bool {
 	return r.stopped.Load() || r.ctx.Err() != nil
 }
 
+// end makes claim refuse further requests and wakes workers waiting for
+// one to be due.
+func (r *runner) end() {
+	r.endOnce.Do(func() {
+		r.endAt.Store(int64(time.Since(r.start)))
+		r.ending.Store(true)
+		close(r.ended)
+	})
+}
+
+// stop ends the run and interrupts the requests in flight.
 func (r *runner) stop() {
 	r.once.Do(func() {
+		r.end()
+		r.stopAt.Store(int64(time.Since(r.start)))
 		r.stopped.Store(true)
 		r.cancel()
 		for _, w := range r.workers {
@@ -453,10 +498,10 @@ func (r *runner) stop() {
 }
 
 // claim takes the next request's ticket and returns when that request is
-// due (the zero time when the run is not paced); false means the run is
-// over.
+// due (the zero time when the run is not paced); false means the run has
+// ended.
 func (r *runner) claim() (time.Time, bool) {
-	if r.over() {
+	if r.ending.Load() || r.over() {
 		return time.Time{}, false
 	}
 	n := r.tickets.Add(1) - 1
@@ -466,7 +511,9 @@ func (r *runner) claim() (time.Time, bool) {
 	if r.s.Rate <= 0 {
 		return time.Time{}, true
 	}
-	return r.start.Add(time.Duration(float64(n) * float64(time.Second) / r.s.Rate)), true
+	// A due time beyond what a Duration holds (a tiny Rate) is as good
+	// as never: the run ends first.
+	return r.start.Add(time.Duration(min(float64(n)*float64(time.Second)/r.s.Rate, 1<<62))), true
 }
 
 // next waits for the worker's next request to be due and returns the time
@@ -487,7 +534,7 @@ func (r *runner) next(w *worker) (time.Time, bool) {
 		}
 		select {
 		case <-w.timer.C:
-		case <-r.ctx.Done():
+		case <-r.ended: // not due before the end: not a request of the run
 			return time.Time{}, false
 		}
 	}
@@ -502,15 +549,23 @@ func (r *runner) loop(w *worker, c client) {
 		if !ok {
 			return
 		}
+		w.setup = 0
 		err := c.do()
 		if err != nil {
 			if r.over() {
-				return // cut short by the end of the run: not the target's fault
+				w.unfinished++ // cut short by the end of the run: not the target's fault
+				return
 			}
 			w.fail(err)
 			continue
 		}
-		w.hist.Record(time.Since(start))
+		lat := time.Since(start)
+		if r.s.Rate <= 0 {
+			// From the request's first byte; a paced request's wait for a
+			// connection is part of its lateness.
+			lat -= w.setup
+		}
+		w.hist.Record(lat)
 		w.requests.Add(1)
 	}
 }
@@ -529,14 +584,16 @@ func (r *runner) progress() Progress {
 // returns what happened. It returns an error only for a bad Config or a
 // target that does not resolve; failed requests are counted in the
 // Result. The run ends at Duration, after Requests, or when ctx ends,
-// whichever comes first; requests in flight then are interrupted and not
-// counted. Run returns once every goroutine it started has finished.
+// whichever comes first. At Duration, the requests in flight are waited
+// for up to Drain and then interrupted; when ctx ends, at once. Those
+// interrupted count as Result.Unfinished. Run returns once every
+// goroutine it started has finished.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
 	s, err := cfg.resolve(ctx)
 	if err != nil {
 		return nil, err
 	}
-	r := &runner{s: s}
+	r := &runner{s: s, ended: make(chan struct{})}
 	r.ctx, r.cancel = context.WithCancel(ctx)
 	defer r.cancel()
 
@@ -596,7 +653,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	stopAfter := context.AfterFunc(r.ctx, r.stop) // ctx cancelled by the caller
 	defer stopAfter()
 	if s.deadline {
-		t := time.AfterFunc(s.Duration, r.stop)
+		drain := time.AfterFunc(time.Hour, r.stop)
+		drain.Stop()
+		defer drain.Stop()
+		t := time.AfterFunc(s.Duration, func() {
+			r.end()
+			drain.Reset(s.Drain)
+		})
 		defer t.Stop()
 	}
 	var wg sync.WaitGroup
@@ -620,11 +683,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		})
 	}
 	wg.Wait()
+	// The run lasted until its last request finished, or until stop
+	// interrupted those left: the time after that went to their return.
 	elapsed := time.Since(r.start)
-	if s.deadline && r.stopped.Load() && elapsed > s.Duration && ctx.Err() == nil {
-		// Stopped by the clock: the requests counted were made within
-		// Duration, and the rest was waiting for interrupted ones to return.
-		elapsed = s.Duration
+	if at := time.Duration(r.stopAt.Load()); at > 0 && at < elapsed {
+		elapsed = at
 	}
 	close(pdone)
 	pwg.Wait()

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -30,7 +31,7 @@ func TestMain(m *testing.M) {
 // rawServer accepts on loopback and runs serve per connection; the
 // cleanup closes the listener and every connection and waits for the
 // goroutines.
-func rawServer(t *testing.T, serve func(net.Conn)) string {
+func rawServer(t testing.TB, serve func(net.Conn)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -528,6 +529,8 @@ func TestBadConfig(t *testing.T) {
 		{Target: "127.0.0.1:1", Concurrency: -1},
 		{Target: "127.0.0.1:1", Size: MaxSize + 1},
 		{Target: "127.0.0.1:1", Rate: -1},
+		{Target: "127.0.0.1:1", Rate: math.NaN()},
+		{Target: "127.0.0.1:1", Rate: math.Inf(1)},
 		{Mode: Upgrade426, Target: "127.0.0.1:1", UpgradeTokens: []string{"a b"}},
 	} {
 		if _, err := Run(context.Background(), cfg); !errors.Is(err, ErrBadConfig) {
@@ -552,9 +555,9 @@ func TestBadConfig(t *testing.T) {
 var jsonFields = []string{
 	"mode", "target", "concurrency", "streams", "rate_limit", "size", "elapsed_s",
 	"requests", "requests_per_s", "connections", "connections_per_s",
-	"errors", "errors_by_kind", "error_samples", "status",
+	"errors", "unfinished", "missed", "errors_by_kind", "error_samples", "status",
 	"bytes_sent", "bytes_received", "sent_mb_per_s", "received_mb_per_s",
-	"latency_us", "latency_relative_error",
+	"latency_us", "latency_relative_error", "connect_us",
 }
 
 func TestJSON(t *testing.T) {
@@ -603,7 +606,7 @@ func TestWriteText(t *testing.T) {
 	if err := res.WriteText(&b); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"mode http1", "5 ok, 0 errors", "p99.9", "200: 5"} {
+	for _, want := range []string{"mode http1", "5 ok, 0 errors, 0 unfinished", "p99.9", "200: 5"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("text lacks %q:\n%s", want, b.String())
 		}

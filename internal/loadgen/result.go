@@ -29,6 +29,13 @@ type Result struct {
 	ConnectionsPerSecond float64 `json:"connections_per_s"`
 
 	Errors uint64 `json:"errors"`
+	// Unfinished counts the requests still in flight when the run
+	// stopped: at the end of the drain after Duration, or when the
+	// caller's context ended. They are neither requests nor errors.
+	Unfinished uint64 `json:"unfinished"`
+	// Missed counts, in a paced run, the requests that fell due before
+	// the run ended but were never sent: every worker was busy.
+	Missed uint64 `json:"missed"`
 	// ErrorsByKind has every kind's name as a key, zero or not.
 	ErrorsByKind map[string]uint64 `json:"errors_by_kind"`
 	// ErrorSamples holds one message per kind that occurred.
@@ -45,12 +52,18 @@ type Result struct {
 	Latency              Latency    `json:"latency_us"`
 	LatencyRelativeError float64    `json:"latency_relative_error"`
 	Histogram            *Histogram `json:"-"`
+	// Connect summarises the setup times of the connections opened: the
+	// TCP connect, and for WS the handshake, for H2C the wait for the
+	// server's SETTINGS. Request latencies leave them out unless paced.
+	Connect          Latency    `json:"connect_us"`
+	ConnectHistogram *Histogram `json:"-"`
 }
 
-// Latency summarises the latencies of the requests that succeeded, in
-// microseconds: from sending the request (from when it was due, if Rate is
-// set) to reading the whole response, including the connect for modes that
-// open a connection per request.
+// Latency summarises durations in microseconds. As Result.Latency, those
+// of the requests that succeeded: from writing the request's first byte
+// (or from when it was due, if Rate is set) to reading the whole
+// response; a connection the request had to open is timed apart, in
+// Result.Connect, unless the run is paced.
 type Latency struct {
 	Min  float64 `json:"min"`
 	Mean float64 `json:"mean"`
@@ -71,6 +84,7 @@ func (r *runner) result(elapsed time.Duration) *Result {
 		ErrorsByKind:         map[string]uint64{},
 		LatencyRelativeError: RelativeError,
 		Histogram:            new(Histogram),
+		ConnectHistogram:     new(Histogram),
 	}
 	var kinds [numKinds]uint64
 	for _, w := range r.workers {
@@ -79,6 +93,7 @@ func (r *runner) result(elapsed time.Duration) *Result {
 		res.BytesSent += w.sent.Load()
 		res.BytesReceived += w.recv.Load()
 		res.Histogram.Merge(&w.hist)
+		res.ConnectHistogram.Merge(&w.connect)
 		for k, n := range w.kinds {
 			kinds[k] += n
 			if n > 0 && w.sample[k] != "" {
@@ -97,9 +112,22 @@ func (r *runner) result(elapsed time.Duration) *Result {
 			res.Status[strconv.Itoa(code)] += n
 		}
 	}
+	for _, w := range r.workers {
+		res.Unfinished += w.unfinished
+	}
 	for k, n := range kinds {
 		res.ErrorsByKind[kindNames[k]] = n
 		res.Errors += n
+	}
+	if at := r.endAt.Load(); s.Rate > 0 && at > 0 {
+		// Request n was due at n/Rate: those up to the end were due.
+		due := uint64(float64(at)/1e9*s.Rate) + 1
+		if s.Requests > 0 {
+			due = min(due, uint64(s.Requests))
+		}
+		if claimed := uint64(r.tickets.Load()); claimed < due {
+			res.Missed = due - claimed
+		}
 	}
 	if secs := elapsed.Seconds(); secs > 0 {
 		res.RequestsPerSecond = float64(res.Requests) / secs
@@ -107,12 +135,16 @@ func (r *runner) result(elapsed time.Duration) *Result {
 		res.SentMBPerSecond = float64(res.BytesSent) / 1e6 / secs
 		res.ReceivedMBPerSecond = float64(res.BytesReceived) / 1e6 / secs
 	}
-	h := res.Histogram
-	res.Latency = Latency{
+	res.Latency = summary(res.Histogram)
+	res.Connect = summary(res.ConnectHistogram)
+	return res
+}
+
+func summary(h *Histogram) Latency {
+	return Latency{
 		Min: us(h.Min()), Mean: us(h.Mean()), P50: us(h.Quantile(0.5)), P90: us(h.Quantile(0.9)),
 		P99: us(h.Quantile(0.99)), P999: us(h.Quantile(0.999)), Max: us(h.Max()),
 	}
-	return res
 }
 
 // WriteText writes the result for people to read.
@@ -126,13 +158,21 @@ func (res *Result) WriteText(w io.Writer) error {
 		fmt.Fprintf(&b, ", paced at %g/s", res.Rate)
 	}
 	fmt.Fprintf(&b, ", %.2f s\n", res.ElapsedSeconds)
-	fmt.Fprintf(&b, "  requests     %d ok, %d errors, %.1f/s\n", res.Requests, res.Errors, res.RequestsPerSecond)
+	fmt.Fprintf(&b, "  requests     %d ok, %d errors, %d unfinished, %.1f/s\n", res.Requests, res.Errors, res.Unfinished, res.RequestsPerSecond)
+	if res.Rate > 0 {
+		fmt.Fprintf(&b, "  missed       %d due but never sent: every worker was busy\n", res.Missed)
+	}
 	fmt.Fprintf(&b, "  connections  %d opened, %.1f/s\n", res.Connections, res.ConnectionsPerSecond)
 	fmt.Fprintf(&b, "  bytes        sent %s (%.2f MB/s), received %s (%.2f MB/s)\n",
 		byteCount(res.BytesSent), res.SentMBPerSecond, byteCount(res.BytesReceived), res.ReceivedMBPerSecond)
 	if res.Histogram != nil && res.Histogram.Count() > 0 {
 		l := res.Latency
 		fmt.Fprintf(&b, "  latency      min %s  mean %s  p50 %s  p90 %s  p99 %s  p99.9 %s  max %s\n",
+			usDur(l.Min), usDur(l.Mean), usDur(l.P50), usDur(l.P90), usDur(l.P99), usDur(l.P999), usDur(l.Max))
+	}
+	if res.ConnectHistogram != nil && res.ConnectHistogram.Count() > 0 {
+		l := res.Connect
+		fmt.Fprintf(&b, "  connect      min %s  mean %s  p50 %s  p90 %s  p99 %s  p99.9 %s  max %s\n",
 			usDur(l.Min), usDur(l.Mean), usDur(l.P50), usDur(l.P90), usDur(l.P99), usDur(l.P999), usDur(l.Max))
 	}
 	if len(res.Status) > 0 {

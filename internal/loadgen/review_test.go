@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -95,5 +96,130 @@ func TestH2CNoWindow(t *testing.T) {
 	}
 	if res.Requests != 0 || res.ErrorsByKind["timeout"] == 0 {
 		t.Errorf("requests %d, errors %v; want timeouts only", res.Requests, res.ErrorsByKind)
+	}
+}
+
+// TestKeepAliveBadStatus: a 4xx or 5xx that is well framed, on a
+// connection the server keeps open, is a bad_status error but does not
+// cost the connection (as wrk counts it).
+func TestKeepAliveBadStatus(t *testing.T) {
+	url := httpServer(t, http.NotFoundHandler())
+	engines(t, func(t *testing.T) {
+		res := run(t, Config{Mode: HTTP1KeepAlive, Target: url, Concurrency: 1, Requests: 10})
+		wantErrors(t, res, KindBadStatus, 10)
+		if res.Connections != 1 || res.Status["404"] != 10 {
+			t.Errorf("connections %d, status %v; want 1 connection for 10 x 404", res.Connections, res.Status)
+		}
+	})
+	// One that closes after the error still costs a connection each.
+	closing := httpServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close")
+		http.Error(w, "no", http.StatusServiceUnavailable)
+	}))
+	engines(t, func(t *testing.T) {
+		res := run(t, Config{Mode: HTTP1KeepAlive, Target: closing, Concurrency: 1, Requests: 5})
+		wantErrors(t, res, KindBadStatus, 5)
+		if res.Connections != 5 {
+			t.Errorf("connections %d; want 5", res.Connections)
+		}
+	})
+}
+
+// h2FramedServer runs answer for each request HEADERS on a connection
+// (with its stream ID and the index of the request on the connection),
+// after the preface and SETTINGS; it returns when the client closes.
+func h2FramedServer(c net.Conn, answer func(fr *http2.Framer, id uint32, i int)) {
+	pre := make([]byte, len(http2.ClientPreface))
+	if _, err := io.ReadFull(c, pre); err != nil {
+		return
+	}
+	fr := http2.NewFramer(c, c)
+	fr.WriteSettings()
+	for i := 0; ; {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			return
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				fr.WriteSettingsAck()
+			}
+		case *http2.HeadersFrame:
+			answer(fr, f.StreamID, i)
+			i++
+		}
+	}
+}
+
+func h2OK(fr *http2.Framer, id uint32) {
+	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: []byte{0x88}, EndStream: true, EndHeaders: true}) // :status 200
+}
+
+// TestH2CRefusedStream: a stream the server refuses (RST_STREAM
+// REFUSED_STREAM) was not processed, and is retried once (RFC 9113 §8.7).
+func TestH2CRefusedStream(t *testing.T) {
+	var seen atomic.Int64
+	first := rawServer(t, func(c net.Conn) {
+		h2FramedServer(c, func(fr *http2.Framer, id uint32, i int) {
+			if i == 0 {
+				fr.WriteRSTStream(id, http2.ErrCodeRefusedStream)
+				return
+			}
+			h2OK(fr, id)
+		})
+	})
+	res := run(t, Config{Mode: H2C, Target: "http://" + first + "/", Concurrency: 1, Streams: 1, Requests: 5})
+	wantOK(t, res, 5)
+	if res.Connections != 1 {
+		t.Errorf("connections %d; want 1", res.Connections)
+	}
+	// Once: a server that refuses every stream fails each request after
+	// one retry.
+	all := rawServer(t, func(c net.Conn) {
+		h2FramedServer(c, func(fr *http2.Framer, id uint32, i int) {
+			seen.Add(1)
+			fr.WriteRSTStream(id, http2.ErrCodeRefusedStream)
+		})
+	})
+	res = run(t, Config{Mode: H2C, Target: "http://" + all + "/", Concurrency: 1, Streams: 1, Requests: 3})
+	wantErrors(t, res, KindReset, 3)
+	if seen.Load() != 6 {
+		t.Errorf("the server saw %d requests; want 6, each tried twice", seen.Load())
+	}
+}
+
+// TestH2CGoAway: requests above a GOAWAY's last stream ID were not
+// processed and are retried on a new connection, and the client closes
+// the connection that went away once its streams are done.
+func TestH2CGoAway(t *testing.T) {
+	var conns, closedFirst atomic.Int64
+	closed := make(chan struct{}, 10)
+	addr := rawServer(t, func(c net.Conn) {
+		if conns.Add(1) > 1 {
+			select { // the client should have closed the last one first
+			case <-closed:
+				closedFirst.Add(1)
+			case <-time.After(2 * time.Second):
+			}
+		}
+		var goneAway bool
+		// One request per connection, then GOAWAY for the next.
+		h2FramedServer(c, func(fr *http2.Framer, id uint32, i int) {
+			if i == 0 {
+				h2OK(fr, id)
+				return
+			}
+			fr.WriteGoAway(id-2, http2.ErrCodeNo, nil)
+			goneAway = true
+		})
+		if goneAway {
+			closed <- struct{}{}
+		}
+	})
+	res := run(t, Config{Mode: H2C, Target: "http://" + addr + "/", Concurrency: 1, Streams: 1, Requests: 4})
+	wantOK(t, res, 4)
+	if res.Connections != 4 || closedFirst.Load() != 3 {
+		t.Errorf("connections %d, closed before the next one opened %d; want 4 and 3", res.Connections, closedFirst.Load())
 	}
 }

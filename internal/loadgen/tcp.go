@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"net"
+	"time"
 )
 
 // tcpClient is a worker's TCP side: one connection, on which each request
@@ -27,10 +28,12 @@ func newTCPClient(w *worker, seed uint64) *tcpClient {
 }
 
 func (c *tcpClient) connect() error {
+	t0 := time.Now()
 	raw, err := c.w.dial()
 	if err != nil {
 		return err
 	}
+	c.w.connected(time.Since(t0))
 	c.raw, c.conn = raw, &countConn{raw, c.w}
 	c.wreq, c.wres, c.wdone = make(chan struct{}), make(chan error, 1), make(chan struct{})
 	go func(conn net.Conn, out []byte, wreq <-chan struct{}, wres chan<- error, done chan<- struct{}) {

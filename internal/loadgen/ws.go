@@ -77,6 +77,7 @@ func (c *wsClient) mask(frame []byte, keyAt int, payload []byte) {
 
 func (c *wsClient) connect() error {
 	s := c.w.r.s
+	t0 := time.Now()
 	raw, err := c.w.dial()
 	if err != nil {
 		return err
@@ -101,6 +102,7 @@ func (c *wsClient) connect() error {
 		br = bufio.NewReaderSize(c.conn, 4<<10)
 	}
 	c.br = br
+	c.w.connected(time.Since(t0))
 	return nil
 }
 
