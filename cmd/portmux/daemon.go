@@ -343,6 +343,18 @@ func (d *daemon) handler(p *port, rc *RouteConfig) mux.Handler {
 	// No TCP keepalive probes (three setsockopt calls a connection): the
 	// relay's idle timeout ends dead connections.
 	dialer := &net.Dialer{Timeout: rc.DialTimeout.or(defaultDialTimeout), KeepAlive: -1}
+	up := d.met.counter(metricKey{"portmux_bytes_total", listener, rc.Name, "up"})
+	down := d.met.counter(metricKey{"portmux_bytes_total", listener, rc.Name, "down"})
+	r := &relay.Relay{
+		IdleTimeout: rc.IdleTimeout.or(defaultIdleTimeout),
+		Moved: func(isUp bool, n int64) {
+			if isUp {
+				up.AddInt64(n)
+			} else {
+				down.AddInt64(n)
+			}
+		},
+	}
 	return mux.HandlerFunc(func(c *mux.Conn) {
 		d.met.sniff(listener, c.SniffTime())
 		var once sync.Once
@@ -381,7 +393,7 @@ func (d *daemon) handler(p *port, rc *RouteConfig) mux.Handler {
 		case rc.Bridge != "":
 			d.bridge(c, listener, rc)
 		default:
-			d.proxy(c, listener, rc, dialer)
+			d.proxy(c, listener, rc, dialer, r)
 		}
 	})
 }
@@ -460,7 +472,7 @@ func (d *daemon) dialBackend(c *mux.Conn, listener string, rc *RouteConfig, dial
 }
 
 // proxy copies between the client and the route's backend.
-func (d *daemon) proxy(c *mux.Conn, listener string, rc *RouteConfig, dialer *net.Dialer) {
+func (d *daemon) proxy(c *mux.Conn, listener string, rc *RouteConfig, dialer *net.Dialer, r *relay.Relay) {
 	untrack := d.track(c)
 	defer untrack()
 	b, ok := d.dialBackend(c, listener, rc, dialer)
@@ -470,10 +482,7 @@ func (d *daemon) proxy(c *mux.Conn, listener string, rc *RouteConfig, dialer *ne
 	}
 	untrackB := d.track(b)
 	defer untrackB()
-	var counts relay.Counts
-	r := relay.Relay{IdleTimeout: rc.IdleTimeout.or(defaultIdleTimeout)}
-	err := r.Run(c, b, &counts)
-	d.met.bytes(listener, rc.Name, counts.Up.Load(), counts.Down.Load())
+	err := r.Run(c, b, nil) // bytes counted as they move (r.Moved)
 	switch {
 	case err == nil:
 		d.met.conn(listener, rc.Name, "ok")

@@ -503,3 +503,43 @@ listeners:
 		t.Errorf("echo: %q %v", msg, err)
 	}
 }
+
+// TestDaemonLiveBytes: a connection's bytes reach /metrics while it is
+// still open, not only when it ends.
+func TestDaemonLiveBytes(t *testing.T) {
+	echo := tcpBackend(t, "echo", "")
+	metricsAddr := "127.0.0.1:" + freePort(t)
+	addrs, _ := startDaemon(t, `
+metrics: {{metrics}}
+listeners:
+  - listen: 127.0.0.1:0
+    name: front
+    routes:
+      - match: any
+        to: {{echo}}
+        name: raw
+`, map[string]string{"echo": echo, "metrics": metricsAddr})
+	c, err := net.Dial("tcp", addrs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(c)
+	for _, line := range []string{"first", "second"} {
+		fmt.Fprintf(c, "%s\n", line)
+		if got, err := r.ReadString('\n'); err != nil || got != "echo: "+line+"\n" {
+			t.Fatalf("echo of %q: %q, %v", line, got, err)
+		}
+	}
+	got := curl(t, "http://"+metricsAddr+"/metrics")
+	for _, want := range []string{
+		`portmux_bytes_total{listener="front",route="raw",direction="up"} 13`,   // "first\nsecond\n"
+		`portmux_bytes_total{listener="front",route="raw",direction="down"} 25`, // with "echo: " twice
+		`portmux_active_connections{listener="front",route="raw"} 1`,
+	} {
+		if !strings.Contains(got, want+"\n") {
+			t.Errorf("no %s in /metrics with the connection open:\n%s", want, got)
+		}
+	}
+}

@@ -78,11 +78,6 @@ func (m *daemonMetrics) sniff(listener string, d time.Duration) {
 	h.Update(d.Seconds())
 }
 
-func (m *daemonMetrics) bytes(listener, route string, up, down int64) {
-	m.counter(metricKey{"portmux_bytes_total", listener, route, "up"}).AddInt64(up)
-	m.counter(metricKey{"portmux_bytes_total", listener, route, "down"}).AddInt64(down)
-}
-
 func (m *daemonMetrics) active(listener, route string) *metrics.Gauge {
 	return m.set.GetOrCreateGauge(fmt.Sprintf(`portmux_active_connections{listener=%q,route=%q}`, listener, route), nil)
 }

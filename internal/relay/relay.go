@@ -36,6 +36,12 @@ type Relay struct {
 
 	// Chunk bounds one copy step; if zero, DefaultChunk (1 MiB).
 	Chunk int64
+
+	// Moved, if set, is told the bytes of every copy step as it ends
+	// (up: client to backend), from either direction's goroutine: for
+	// totals kept across relays, such as a metric, that grow while a
+	// long connection lasts rather than when it ends.
+	Moved func(up bool, n int64)
 }
 
 // Counts holds the bytes moved so far, updated after every copy step, so
@@ -72,6 +78,9 @@ func (r *Relay) Run(client, backend net.Conn, counts *Counts) error {
 			}
 			m, err := io.CopyN(backend, client, int64(n))
 			counts.Up.Add(m)
+			if r.Moved != nil && m > 0 {
+				r.Moved(true, m)
+			}
 			if err != nil {
 				return err
 			}
@@ -192,6 +201,9 @@ func (s *session) pipe(n *atomic.Int64, dir int) error {
 		now := time.Now()
 		if m > 0 {
 			n.Add(m)
+			if s.r.Moved != nil {
+				s.r.Moved(dir == 0, m)
+			}
 			s.last[dir].Store(now.UnixNano())
 			s.asked[dir].Store(false)
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -74,7 +75,18 @@ func setup(t *testing.T, r *Relay, replay []byte) (client, backend net.Conn, don
 // then the client's end of stream reaches the backend while the backend
 // still sends, and the relay ends cleanly when both have ended.
 func TestBothWaysWithHalfClose(t *testing.T) {
-	client, backend, done, counts := setup(t, &Relay{IdleTimeout: 10 * time.Second, Chunk: 64 << 10}, []byte("replayed "))
+	var movedUp, movedDown atomic.Int64
+	moved := func(up bool, n int64) {
+		if n <= 0 {
+			t.Errorf("Moved told of %d bytes", n)
+		}
+		if up {
+			movedUp.Add(n)
+		} else {
+			movedDown.Add(n)
+		}
+	}
+	client, backend, done, counts := setup(t, &Relay{IdleTimeout: 10 * time.Second, Chunk: 64 << 10, Moved: moved}, []byte("replayed "))
 	up := make([]byte, 8<<20)
 	down := make([]byte, 8<<20)
 	rand.Read(up)
@@ -105,6 +117,9 @@ func TestBothWaysWithHalfClose(t *testing.T) {
 	}
 	if counts.Up.Load() != int64(len(up)+9) || counts.Down.Load() != int64(len(down)) {
 		t.Errorf("counts up %d down %d", counts.Up.Load(), counts.Down.Load())
+	}
+	if movedUp.Load() != int64(len(up)+9) || movedDown.Load() != int64(len(down)) {
+		t.Errorf("Moved told of up %d down %d", movedUp.Load(), movedDown.Load())
 	}
 }
 
