@@ -84,9 +84,10 @@ type h2Stream struct {
 	status      int
 	sendWindow  int64
 	recvUnacked int64
-	deadline    time.Time  // the request's timeout
-	done        chan error // receives once per request
-	aborted     bool       // under h2Conn.mu: stop waiting in send
+	deadline    time.Time     // the request's timeout
+	done        chan error    // receives once per request
+	aborted     bool          // under h2Conn.mu: stop waiting in send
+	queued      time.Duration // how long send waited for a stream slot
 }
 
 // errAborted ends a send that waited past the request's timeout.
@@ -191,7 +192,9 @@ func hpackInt(b []byte, first byte, n uint, v uint64) []byte {
 }
 
 // get returns the group's usable connection, opening one if need be
-// (accounted to w).
+// (accounted to w, whose connect histogram gets the setup time). The
+// caller times its own wait, which is the setup for the worker that
+// dials and the wait behind it for the others.
 func (g *h2Group) get(w *worker) (*h2Conn, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -275,7 +278,7 @@ func (g *h2Group) get(w *worker) (*h2Conn, error) {
 		return nil, g.r.ctx.Err()
 	}
 	g.conn = c
-	w.connected(time.Since(t0))
+	w.connect.Record(time.Since(t0))
 	return c, nil
 }
 
@@ -452,7 +455,12 @@ func (c *h2Client) do() error {
 }
 
 func (c *h2Client) try() error {
+	// The wait for the connection, whether this worker opened it or
+	// waited for the one that did, is setup: unpaced latency leaves it
+	// out, as it does any connect.
+	t0 := time.Now()
 	conn, err := c.g.get(c.w)
+	c.w.setup += time.Since(t0)
 	if err != nil {
 		return err
 	}
@@ -462,6 +470,7 @@ func (c *h2Client) try() error {
 	// the run closes the connection.
 	c.st.deadline = time.Now().Add(c.w.r.s.Timeout)
 	err = conn.send(&c.st)
+	c.w.setup += c.st.queued
 	if errors.Is(err, errAborted) {
 		conn.cancel(&c.st)
 		return errStreamTimeout
@@ -490,10 +499,16 @@ func (c *h2Client) try() error {
 func (c *h2Conn) send(st *h2Stream) error {
 	// Within the server's SETTINGS_MAX_CONCURRENT_STREAMS (§5.1.2); the
 	// streams ahead end within their own timeouts.
+	// The wait is timed, and left out of unpaced latency like a connect:
+	// the request's first byte has not left.
 	c.mu.Lock()
-	st.aborted = false
-	for c.err == nil && !st.aborted && len(c.streams) >= c.maxStreams {
-		c.waitFor(st)
+	st.aborted, st.queued = false, 0
+	if c.err == nil && len(c.streams) >= c.maxStreams {
+		t0 := time.Now()
+		for c.err == nil && !st.aborted && len(c.streams) >= c.maxStreams {
+			c.waitFor(st)
+		}
+		st.queued = time.Since(t0)
 	}
 	aborted := st.aborted
 	c.mu.Unlock()

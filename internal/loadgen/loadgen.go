@@ -421,9 +421,9 @@ func (w *worker) dial() (net.Conn, error) {
 }
 
 // connected records the setup time d of a connection that the current
-// request opened: the connect, and for WS the handshake, for H2C the
-// server's SETTINGS. Unless the run is paced, the request's latency
-// leaves it out.
+// request opened: the connect, and for WS the handshake. Unless the run
+// is paced, the request's latency leaves it out. (H2C records its
+// connects itself and leaves out every worker's wait for one.)
 func (w *worker) connected(d time.Duration) {
 	w.connect.Record(d)
 	w.setup += d

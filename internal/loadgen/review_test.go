@@ -223,3 +223,44 @@ func TestH2CGoAway(t *testing.T) {
 		t.Errorf("connections %d, closed before the next one opened %d; want 4 and 3", res.Connections, closedFirst.Load())
 	}
 }
+
+// slowSettingsH2 is an h2 server that waits before its SETTINGS and then
+// answers every request with an empty 200.
+func slowSettingsH2(wait time.Duration) func(net.Conn) {
+	return func(c net.Conn) {
+		pre := make([]byte, len(http2.ClientPreface))
+		if _, err := io.ReadFull(c, pre); err != nil {
+			return
+		}
+		time.Sleep(wait)
+		fr := http2.NewFramer(c, c)
+		fr.WriteSettings()
+		for {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				return
+			}
+			switch f := f.(type) {
+			case *http2.SettingsFrame:
+				if !f.IsAck() {
+					fr.WriteSettingsAck()
+				}
+			case *http2.HeadersFrame:
+				fr.WriteHeaders(http2.HeadersFrameParam{StreamID: f.StreamID, BlockFragment: []byte{0x88}, EndStream: true, EndHeaders: true})
+			}
+		}
+	}
+}
+
+// TestH2CConnectNotInLatency: the workers that wait for the connection
+// another one is opening leave that wait out of their latency, as the
+// one that dials does.
+func TestH2CConnectNotInLatency(t *testing.T) {
+	const wait = 500 * time.Millisecond
+	addr := rawServer(t, slowSettingsH2(wait))
+	res := run(t, Config{Mode: H2C, Target: "http://" + addr + "/", Concurrency: 1, Streams: 4, Requests: 4})
+	wantOK(t, res, 4)
+	if max := time.Duration(res.Latency.Max) * time.Microsecond; max >= wait {
+		t.Errorf("latency up to %v (p50 %vµs): the connect time is in it", max, res.Latency.P50)
+	}
+}
