@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"bufio"
 	"context"
 	"io"
 	"net"
@@ -114,4 +115,43 @@ func h2SilentServer(c net.Conn) {
 	c.Write([]byte{0, 0, 0, 4, 0, 0, 0, 0, 0}) // empty SETTINGS
 	c.Write([]byte{0, 0, 0, 4, 1, 0, 0, 0, 0}) // and the ACK of the client's
 	io.Copy(io.Discard, c)
+}
+
+// TestElapsedStuck: a request that never finishes is interrupted at the
+// end of the drain and counted as unfinished; it must not stretch the
+// run's elapsed time, and so understate its rates, to the drain's end.
+func TestElapsedStuck(t *testing.T) {
+	var n atomic.Int64
+	addr := rawServer(t, func(c net.Conn) {
+		if n.Add(1) == 1 {
+			io.Copy(io.Discard, c) // never answers
+			return
+		}
+		br := bufio.NewReader(c)
+		for {
+			for {
+				l, err := br.ReadString('\n')
+				if err != nil {
+					return
+				}
+				if l == "\r\n" {
+					break
+				}
+			}
+			if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"); err != nil {
+				return
+			}
+		}
+	})
+	engines(t, func(t *testing.T) {
+		n.Store(0)
+		const d, drain = 500 * time.Millisecond, 2 * time.Second
+		res := run(t, Config{Mode: HTTP1KeepAlive, Target: addr, Concurrency: 2, Duration: d, Drain: drain})
+		if res.Unfinished != 1 || res.Requests == 0 {
+			t.Fatalf("requests %d, unfinished %d; want some and 1", res.Requests, res.Unfinished)
+		}
+		if res.Elapsed < d || res.Elapsed > d+drain/2 {
+			t.Errorf("elapsed %v; want from %v to well before the end of the drain", res.Elapsed, d)
+		}
+	})
 }

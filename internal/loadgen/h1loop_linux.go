@@ -283,7 +283,9 @@ func (l *h1Loop) finish(i int, err error) {
 	case err != nil:
 		l.w.fail(err)
 	default:
-		l.w.hist.Record(time.Since(sl.start))
+		now := time.Now()
+		l.w.last = now
+		l.w.hist.Record(now.Sub(sl.start))
 		l.w.requests.Add(1)
 	}
 	l.begin(i)
@@ -411,6 +413,7 @@ func (l *h1Loop) complete(i int) {
 	if err != nil {
 		l.w.fail(err)
 	} else {
+		l.w.last = now
 		l.w.hist.Record(now.Sub(sl.start))
 		l.w.requests.Add(1)
 	}

@@ -364,6 +364,7 @@ type worker struct {
 	unfinished uint64        // requests interrupted by the end of the run
 	connect    Histogram     // connection setup times
 	setup      time.Duration // setup time spent in the current request
+	last       time.Time     // when the latest counted request or error finished
 	kinds      [numKinds]uint64
 	sample     [numKinds]string // the first error message of each kind
 	status     map[int]uint64
@@ -430,6 +431,7 @@ func (w *worker) connected(d time.Duration) {
 }
 
 func (w *worker) fail(err error) {
+	w.last = time.Now()
 	k := kindOf(err)
 	w.kinds[k]++
 	if w.sample[k] == "" {
@@ -462,6 +464,8 @@ type runner struct {
 	endAt   atomic.Int64  // when end ran, in ns since start
 	stopped atomic.Bool
 	stopAt  atomic.Int64 // when stop ran, in ns since start
+	timeUp  atomic.Bool  // Duration has passed
+	ctxStop atomic.Bool  // stop ran because the caller's context ended
 	endOnce sync.Once
 	once    sync.Once
 	workers []*worker
@@ -485,8 +489,12 @@ func (r *runner) end() {
 }
 
 // stop ends the run and interrupts the requests in flight.
-func (r *runner) stop() {
+func (r *runner) stop() { r.halt(false) }
+
+// halt is stop; byCtx says the caller's context ended the run.
+func (r *runner) halt(byCtx bool) {
 	r.once.Do(func() {
+		r.ctxStop.Store(byCtx)
 		r.end()
 		r.stopAt.Store(int64(time.Since(r.start)))
 		r.stopped.Store(true)
@@ -559,7 +567,9 @@ func (r *runner) loop(w *worker, c client) {
 			w.fail(err)
 			continue
 		}
-		lat := time.Since(start)
+		now := time.Now()
+		w.last = now
+		lat := now.Sub(start)
 		if r.s.Rate <= 0 {
 			// From the request's first byte; a paced request's wait for a
 			// connection is part of its lateness.
@@ -568,6 +578,34 @@ func (r *runner) loop(w *worker, c client) {
 		w.hist.Record(lat)
 		w.requests.Add(1)
 	}
+}
+
+// elapsed is how long the run lasted, once its workers have returned:
+// until the later of Duration and the end of the last request or error
+// it counted. Requests interrupted at the end of the drain are not
+// counted and do not stretch it; a run that the caller's context
+// stopped lasted until then.
+func (r *runner) elapsed() time.Duration {
+	wall := time.Since(r.start)
+	if at := time.Duration(r.stopAt.Load()); r.ctxStop.Load() && at > 0 && at < wall {
+		return at
+	}
+	var last time.Time
+	for _, w := range r.workers {
+		if w.last.After(last) {
+			last = w.last
+		}
+	}
+	d := wall
+	if !last.IsZero() {
+		d = min(last.Sub(r.start), wall)
+	} else if r.timeUp.Load() {
+		d = 0 // nothing counted: the run lasted its Duration
+	}
+	if r.timeUp.Load() {
+		d = max(d, r.s.Duration)
+	}
+	return d
 }
 
 func (r *runner) progress() Progress {
@@ -650,13 +688,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 
 	r.start = time.Now()
-	stopAfter := context.AfterFunc(r.ctx, r.stop) // ctx cancelled by the caller
+	stopAfter := context.AfterFunc(r.ctx, func() { r.halt(true) }) // ctx cancelled by the caller
 	defer stopAfter()
 	if s.deadline {
 		drain := time.AfterFunc(time.Hour, r.stop)
 		drain.Stop()
 		defer drain.Stop()
 		t := time.AfterFunc(s.Duration, func() {
+			r.timeUp.Store(true)
 			r.end()
 			drain.Reset(s.Drain)
 		})
@@ -683,12 +722,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		})
 	}
 	wg.Wait()
-	// The run lasted until its last request finished, or until stop
-	// interrupted those left: the time after that went to their return.
-	elapsed := time.Since(r.start)
-	if at := time.Duration(r.stopAt.Load()); at > 0 && at < elapsed {
-		elapsed = at
-	}
+	elapsed := r.elapsed()
 	close(pdone)
 	pwg.Wait()
 	r.stop()
