@@ -2,8 +2,11 @@ package loadgen
 
 import (
 	"bytes"
+	"io"
+	"net"
 	"strings"
 	"testing"
+	"time"
 )
 
 // parseOutcome is all that h1Parser tells a reader about one input.
@@ -198,6 +201,40 @@ func FuzzH1Parser(f *testing.F) {
 			if again := parseSplit(in[:o.consumed], []int{min(int(cut), o.consumed)}); again != o {
 				t.Fatalf("%q: its first %d bytes alone: %+v; want %+v", in, o.consumed, again, o)
 			}
+		}
+	})
+}
+
+// TestH1ParserBareLFHead: a head whose lines end in a bare LF never has
+// the CRLF CRLF that ends a head; it is a protocol error as soon as the
+// LF arrives, not a wait for the timeout.
+func TestH1ParserBareLFHead(t *testing.T) {
+	for _, in := range []string{
+		"HTTP/1.1 200 OK\nContent-Length: 2\n\nok",
+		"HTTP/1.1 200 OK\r\nContent-Length: 2\n\nok",
+		"HTTP/1.1 200 OK\r\nX: a\rb",
+	} {
+		if o := everySplit(t, []byte(in)); !o.failed || o.kind != KindProtocol {
+			t.Errorf("%q: %+v; want a protocol error", in, o)
+		}
+	}
+	// A CR as the last byte so far is undecided.
+	if o := everySplit(t, []byte("HTTP/1.1 200 OK\r\nX: a\r")); o.failed {
+		t.Errorf("a head ending in CR so far: %+v; want no verdict yet", o)
+	}
+}
+
+// TestBareLFHeadRun: the run reports the bare-LF head as a protocol
+// error on both engines.
+func TestBareLFHeadRun(t *testing.T) {
+	addr := rawServer(t, func(c net.Conn) {
+		io.WriteString(c, "HTTP/1.1 200 OK\nContent-Length: 2\n\nok")
+		io.Copy(io.Discard, c)
+	})
+	engines(t, func(t *testing.T) {
+		res := run(t, Config{Mode: HTTP1KeepAlive, Target: addr, Concurrency: 1, Requests: 1, Timeout: 300 * time.Millisecond})
+		if res.ErrorsByKind["protocol"] != 1 {
+			t.Errorf("errors %v %v; want one protocol error", res.ErrorsByKind, res.ErrorSamples)
 		}
 	})
 }

@@ -81,6 +81,12 @@ func (p *h1Parser) feed(b []byte) (n int, done bool, err error) {
 		case phHead:
 			i := bytes.Index(rest, crlfcrlf)
 			if i < 0 {
+				// A bare LF, or a CR before anything but LF, means the
+				// CRLF CRLF will never come (RFC 9112 §2.2): fail now,
+				// not at the timeout.
+				if bareEOL(rest) {
+					return n, false, protoErr("bare CR or LF in the response head")
+				}
 				return n, false, nil
 			}
 			if err := parseRespHead(rest[:i+4], &p.head, p.tokens); err != nil {
@@ -171,6 +177,21 @@ func (p *h1Parser) eof() bool {
 		p.phase = phDone
 	}
 	return p.phase == phDone
+}
+
+// bareEOL reports whether b, the start of a head, has a LF not preceded
+// by CR or a CR followed by a byte other than LF. A CR as b's last byte
+// is undecided: its LF may be next.
+func bareEOL(b []byte) bool {
+	for i, c := range b {
+		switch {
+		case c == '\n' && (i == 0 || b[i-1] != '\r'):
+			return true
+		case c == '\r' && i+1 < len(b) && b[i+1] != '\n':
+			return true
+		}
+	}
+	return false
 }
 
 func parseChunkSize(line []byte) (int64, error) {
