@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -42,6 +43,15 @@ type h2Group struct {
 	mu    sync.Mutex
 	conn  *h2Conn
 	all   []*h2Conn // every connection opened, for cleanup
+
+	// Retries go first: while retrying counts requests about to be sent
+	// again, new requests wait (on turn, under rmu) before taking a
+	// stream until those have theirs. Else a request left unprocessed by
+	// a GOAWAY, whose worker learns of it after the others have their
+	// responses, would be last on the next connection again and again.
+	retrying atomic.Int32
+	rmu      sync.Mutex
+	turn     *sync.Cond
 }
 
 // h2Conn is one HTTP/2 connection. mu guards the state below it. Frames
@@ -132,6 +142,7 @@ func newH2CClients(r *runner) ([]client, func()) {
 	var clients []client
 	for i := range groups {
 		g := &h2Group{r: r, owner: r.workers[i*s.Streams], block: block, body: body}
+		g.turn = sync.NewCond(&g.rmu)
 		groups[i] = g
 		for j := 0; j < s.Streams; j++ {
 			clients = append(clients, &h2Client{w: r.workers[i*s.Streams+j], g: g, st: h2Stream{done: make(chan error, 1)}})
@@ -443,37 +454,55 @@ func (c *h2Conn) close(err error) {
 
 func (c *h2Client) close() {}
 
-// do makes the request, and once more if the server did not process it
-// (RFC 9113 §8.7): after REFUSED_STREAM on any connection, after GOAWAY
-// on a new one.
+// h2MaxRetries bounds how many times a request that the server did not
+// process is sent again: a server that refuses everything must not keep
+// a worker looping until the timeout.
+const h2MaxRetries = 10
+
+// do makes the request, and again while the server did not process it
+// (RFC 9113 §8.7: after REFUSED_STREAM on any connection, after GOAWAY
+// on a new one), within the request's timeout and h2MaxRetries. A
+// server that sends GOAWAY every so many requests can leave the same
+// request unprocessed more than once.
 func (c *h2Client) do() error {
-	err := c.try()
-	if err != nil && retryable(err) && !c.w.r.over() {
-		err = c.try()
+	err := c.try(true)
+	for n := 1; err != nil && retryable(err) && !c.w.r.over(); n++ {
+		switch {
+		case time.Now().After(c.st.deadline):
+			return &Error{KindTimeout, fmt.Errorf("not processed by the server within the timeout, in %d attempts: %w", n, err)}
+		case n > h2MaxRetries:
+			return &Error{kindOf(err), fmt.Errorf("not processed by the server in %d attempts: %w", n, err)}
+		}
+		c.g.retrying.Add(1)
+		err = c.try(false)
 	}
 	return err
 }
 
-func (c *h2Client) try() error {
-	// The wait for the connection, whether this worker opened it or
-	// waited for the one that did, is setup: unpaced latency leaves it
-	// out, as it does any connect.
-	t0 := time.Now()
-	conn, err := c.g.get(c.w)
-	c.w.setup += time.Since(t0)
-	if err != nil {
-		return err
+// waitRetries waits until no retry is waiting to be sent, or the run is
+// over.
+func (g *h2Group) waitRetries() {
+	g.rmu.Lock()
+	for g.retrying.Load() > 0 && !g.r.over() {
+		g.turn.Wait()
 	}
-	// The connection's sweep bounds the request by its deadline: while
-	// send waits for a stream slot or for flow-control window, which a
-	// server can withhold, and while the response is awaited. The end of
-	// the run closes the connection.
-	c.st.deadline = time.Now().Add(c.w.r.s.Timeout)
-	err = conn.send(&c.st)
-	c.w.setup += c.st.queued
-	if errors.Is(err, errAborted) {
-		conn.cancel(&c.st)
-		return errStreamTimeout
+	g.rmu.Unlock()
+}
+
+// retried says that a retry has its stream, or has failed.
+func (g *h2Group) retried() {
+	g.rmu.Lock()
+	g.retrying.Add(-1)
+	g.turn.Broadcast()
+	g.rmu.Unlock()
+}
+
+// try sends the request once; first says it is not a retry, which keeps
+// the first attempt's deadline and was counted in g.retrying.
+func (c *h2Client) try(first bool) error {
+	conn, err := c.start(first)
+	if !first {
+		c.g.retried() // its stream is open, or it failed: new requests may go
 	}
 	if err != nil {
 		return err
@@ -492,6 +521,36 @@ func (c *h2Client) try() error {
 		return &Error{KindBadStatus, fmt.Errorf("status %d", c.st.status)}
 	}
 	return nil
+}
+
+// start gets a connection and opens the request's stream on it.
+func (c *h2Client) start(first bool) (*h2Conn, error) {
+	// The wait for the connection, whether this worker opened it or
+	// waited for the one that did, and for the retries to go first, is
+	// setup: unpaced latency leaves it out, as it does any connect.
+	t0 := time.Now()
+	conn, err := c.g.get(c.w)
+	if err == nil && first && c.g.retrying.Load() > 0 {
+		c.g.waitRetries()
+	}
+	c.w.setup += time.Since(t0)
+	if err != nil {
+		return nil, err
+	}
+	// The connection's sweep bounds the request by its deadline: while
+	// send waits for a stream slot or for flow-control window, which a
+	// server can withhold, and while the response is awaited. The end of
+	// the run closes the connection.
+	if first {
+		c.st.deadline = time.Now().Add(c.w.r.s.Timeout)
+	}
+	err = conn.send(&c.st)
+	c.w.setup += c.st.queued
+	if errors.Is(err, errAborted) {
+		conn.cancel(&c.st)
+		return nil, errStreamTimeout
+	}
+	return conn, err
 }
 
 // send opens a stream for st and writes the request on it, waiting for

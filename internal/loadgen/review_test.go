@@ -157,7 +157,8 @@ func h2OK(fr *http2.Framer, id uint32) {
 }
 
 // TestH2CRefusedStream: a stream the server refuses (RST_STREAM
-// REFUSED_STREAM) was not processed, and is retried once (RFC 9113 §8.7).
+// REFUSED_STREAM) was not processed, and is retried (RFC 9113 §8.7), at
+// most h2MaxRetries times.
 func TestH2CRefusedStream(t *testing.T) {
 	var seen atomic.Int64
 	first := rawServer(t, func(c net.Conn) {
@@ -174,8 +175,8 @@ func TestH2CRefusedStream(t *testing.T) {
 	if res.Connections != 1 {
 		t.Errorf("connections %d; want 1", res.Connections)
 	}
-	// Once: a server that refuses every stream fails each request after
-	// one retry.
+	// A server that refuses every stream fails each request after
+	// h2MaxRetries retries: bounded, not a loop until the timeout.
 	all := rawServer(t, func(c net.Conn) {
 		h2FramedServer(c, func(fr *http2.Framer, id uint32, i int) {
 			seen.Add(1)
@@ -184,8 +185,8 @@ func TestH2CRefusedStream(t *testing.T) {
 	})
 	res = run(t, Config{Mode: H2C, Target: "http://" + all + "/", Concurrency: 1, Streams: 1, Requests: 3})
 	wantErrors(t, res, KindReset, 3)
-	if seen.Load() != 6 {
-		t.Errorf("the server saw %d requests; want 6, each tried twice", seen.Load())
+	if want := int64(3 * (1 + h2MaxRetries)); seen.Load() != want {
+		t.Errorf("the server saw %d requests; want %d, each tried %d times", seen.Load(), want, 1+h2MaxRetries)
 	}
 }
 
@@ -262,5 +263,37 @@ func TestH2CConnectNotInLatency(t *testing.T) {
 	wantOK(t, res, 4)
 	if max := time.Duration(res.Latency.Max) * time.Microsecond; max >= wait {
 		t.Errorf("latency up to %v (p50 %vµs): the connect time is in it", max, res.Latency.P50)
+	}
+}
+
+// TestH2CGoAwayEvery: a server that sends GOAWAY every few requests
+// (nginx's keepalive_requests) can leave the same request unprocessed
+// again and again; it is retried until processed (RFC 9113 §8.7), never
+// counted as an error, and the server processes each exactly once.
+// Serving fewer per connection than the streams in flight makes it
+// happen every time, and needs the retries to go first on the next
+// connection, or the same request would be last again and again.
+func TestH2CGoAwayEvery(t *testing.T) {
+	for _, perConn := range []int{5, 3} {
+		var served atomic.Int64
+		addr := rawServer(t, func(c net.Conn) {
+			var last uint32
+			h2FramedServer(c, func(fr *http2.Framer, id uint32, i int) {
+				switch {
+				case i < perConn:
+					served.Add(1)
+					last = id
+					h2OK(fr, id)
+				case i == perConn:
+					fr.WriteGoAway(last, http2.ErrCodeNo, nil)
+				}
+				// and ignore the streams above last
+			})
+		})
+		res := run(t, Config{Mode: H2C, Target: "http://" + addr + "/", Concurrency: 1, Streams: 4, Requests: 200})
+		wantOK(t, res, 200)
+		if served.Load() != 200 {
+			t.Errorf("%d per connection: the server served %d requests; want 200", perConn, served.Load())
+		}
 	}
 }
