@@ -238,3 +238,45 @@ func TestBareLFHeadRun(t *testing.T) {
 		}
 	})
 }
+
+// TestH1ParserFraming: the framing fields as RFC 9110 and RFC 9112 have
+// them, however the bytes arrive.
+func TestH1ParserFraming(t *testing.T) {
+	for _, in := range []string{
+		// Transfer-Encoding is a list, whose elements may come on
+		// separate lines (RFC 9110 §5.3): chunked is last.
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip,\r\nTransfer-Encoding: , chunked\r\n\r\n0\r\n\r\n",
+		// The same Content-Length repeated, in a list or on lines (RFC 9110 §8.6).
+		"HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\nok",
+		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2,2\r\n\r\nok",
+		"HTTP/1.1 599 Custom\r\nContent-Length: 0\r\n\r\n",
+	} {
+		if o := everySplit(t, []byte(in)); !o.done || o.head.status < 200 {
+			t.Errorf("%q: %+v; want a complete response", in, o)
+		}
+	}
+	for _, in := range []string{
+		// chunked not last: the body would run to the close (RFC 9112
+		// §6.3), which the tool does not take for a measurement.
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n0\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n", // twice (RFC 9112 §7)
+		"HTTP/1.1 200 OK\r\nContent-Length: 2, 3\r\n\r\nok",
+		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2, 3\r\n\r\nok",
+		"HTTP/1.1 200 OK\r\nContent-Length: 2,\r\n\r\nok",
+		// Both framings: RFC 9112 §6.3 says to treat it as an error.
+		"HTTP/1.1 200 OK\r\nContent-Length: 99\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n",
+		// Transfer-Encoding in an HTTP/1.0 response (RFC 9112 §6.1).
+		"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+		// Status codes outside 100-599 (RFC 9110 §15).
+		"HTTP/1.1 000 Zero\r\nContent-Length: 0\r\n\r\n",
+		"HTTP/1.1 099 Low\r\nContent-Length: 0\r\n\r\n",
+		"HTTP/1.1 600 High\r\nContent-Length: 0\r\n\r\n",
+		"HTTP/1.1 999 High\r\nContent-Length: 0\r\n\r\n",
+	} {
+		if o := everySplit(t, []byte(in)); !o.failed || o.kind != KindProtocol {
+			t.Errorf("%q: %+v; want a protocol error", in, o)
+		}
+	}
+}

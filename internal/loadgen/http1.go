@@ -432,6 +432,10 @@ func parseRespHead(b []byte, h *respHead, tokens []string) error {
 		}
 		h.status = h.status*10 + int(d-'0')
 	}
+	if h.status < 100 || h.status > 599 { // RFC 9110 §15
+		return protoErr("status %d outside 100-599", h.status)
+	}
+	te := false // a Transfer-Encoding line was seen
 	for len(b) > 2 {
 		i := bytes.Index(b, crlf)
 		line, b = b[:i], b[i+2:]
@@ -441,19 +445,30 @@ func parseRespHead(b []byte, h *respHead, tokens []string) error {
 		}
 		switch {
 		case ascii.EqualFold(name, "content-length"):
-			n, ok := parseDecimal(value)
-			if !ok || (h.contentLength >= 0 && h.contentLength != n) {
-				return protoErr("bad Content-Length %q", trunc(value))
+			// The same value repeated, in a list or on several lines,
+			// is that value (RFC 9110 §8.6); different ones are not.
+			for v := range bytes.SplitSeq(value, []byte(",")) {
+				n, ok := parseDecimal(bytes.Trim(v, " \t"))
+				if !ok || (h.contentLength >= 0 && h.contentLength != n) {
+					return protoErr("bad Content-Length %q", trunc(value))
+				}
+				h.contentLength = n
 			}
-			h.contentLength = n
 		case ascii.EqualFold(name, "transfer-encoding"):
-			last := value
-			if j := bytes.LastIndexByte(value, ','); j >= 0 {
-				last = bytes.TrimLeft(value[j+1:], " \t")
-			}
-			h.chunked = ascii.EqualFold(last, "chunked")
-			if !h.chunked {
-				return protoErr("unsupported Transfer-Encoding %q", trunc(value))
+			// A list, whose lines make one (RFC 9110 §5.3): chunked must
+			// come last, and once (RFC 9112 §7). A response whose last
+			// coding is not chunked runs to the close (§6.3), which is
+			// no measurement: it is rejected below.
+			te = true
+			for t := range bytes.SplitSeq(value, []byte(",")) {
+				t = bytes.Trim(t, " \t")
+				if len(t) == 0 {
+					continue // empty elements are allowed (RFC 9110 §5.6.1)
+				}
+				if h.chunked {
+					return protoErr("Transfer-Encoding: chunked is not the final coding (%q)", trunc(value))
+				}
+				h.chunked = ascii.EqualFold(t, "chunked")
 			}
 		case ascii.EqualFold(name, "connection"):
 			for t := range bytes.SplitSeq(value, []byte(",")) {
@@ -479,8 +494,16 @@ func parseRespHead(b []byte, h *respHead, tokens []string) error {
 			}
 		}
 	}
-	if h.chunked {
-		h.contentLength = -1 // RFC 9112 §6.3: Transfer-Encoding overrides
+	switch {
+	case te && !h.chunked:
+		return protoErr("unsupported Transfer-Encoding: the final coding is not chunked")
+	case te && h.contentLength >= 0:
+		// A reader that went by the length would frame it differently:
+		// RFC 9112 §6.3 says to handle it as an error, and the
+		// connection cannot be kept.
+		return protoErr("both Content-Length and Transfer-Encoding")
+	case te && h.minor == 0:
+		return protoErr("Transfer-Encoding in an HTTP/1.0 response") // RFC 9112 §6.1
 	}
 	return nil
 }
