@@ -68,7 +68,7 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer, isT
 	fs.DurationVar(&cfg.Duration, "d", 0, "duration of the run (default 10s unless -n is given)")
 	fs.DurationVar(&cfg.Drain, "drain", loadgen.DefaultDrain, "after -d, how long to wait for the requests in flight before counting them as unfinished")
 	fs.Int64Var(&cfg.Requests, "n", 0, "stop after this many requests, successful or not (0: no limit)")
-	fs.Float64Var(&cfg.Rate, "rate", 0, "requests per second over all workers (0: as fast as they go)")
+	fs.Float64Var(&cfg.Rate, "rate", 0, "requests per second over all workers, at most 1e9 (0: as fast as they go)")
 	fs.IntVar(&cfg.Size, "size", 0, "bytes: POST body for HTTP modes (0: GET), ws message (default 16), tcp chunk (default 65536)")
 	fs.StringVar(&cfg.Host, "host", "", "Host header to send (default: TARGET's host)")
 	fs.DurationVar(&cfg.DialTimeout, "dial-timeout", loadgen.DefaultDialTimeout, "bound on each connect (ws: and its handshake; h2c: and the server's SETTINGS)")
@@ -124,8 +124,8 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer, isT
 		return usage("-d %v: want a positive duration", cfg.Duration)
 	case cfg.Requests < 0:
 		return usage("-n %d: want 0 or more", cfg.Requests)
-	case cfg.Rate < 0 || math.IsNaN(cfg.Rate) || math.IsInf(cfg.Rate, 0):
-		return usage("-rate %g: want a finite number, 0 or more", cfg.Rate)
+	case cfg.Rate < 0 || math.IsNaN(cfg.Rate) || cfg.Rate > loadgen.MaxRate:
+		return usage("-rate %g: want 0 to %g", cfg.Rate, float64(loadgen.MaxRate))
 	case cfg.Size < 0 || cfg.Size > loadgen.MaxSize:
 		return usage("-size %d: want 0 to %d", cfg.Size, loadgen.MaxSize)
 	case set["size"] && cfg.Size > 0 && cfg.Mode == loadgen.Upgrade426:

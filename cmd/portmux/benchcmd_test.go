@@ -38,6 +38,8 @@ func TestBenchUsageErrors(t *testing.T) {
 		{[]string{"-rate", "-1", "a:1"}, "-rate -1"},
 		{[]string{"-rate", "NaN", "a:1"}, "-rate NaN"},
 		{[]string{"-rate", "+Inf", "a:1"}, "-rate +Inf"},
+		{[]string{"-rate", "1e300", "a:1"}, "-rate 1e+300"},
+		{[]string{"-rate", "1000000001", "a:1"}, "-rate 1.000000001e+09"},
 		{[]string{"-d", "0s", "a:1"}, "-d 0s"},
 		{[]string{"-size", "-1", "a:1"}, "-size -1"},
 		{[]string{"-mode", "426", "-size", "10", "a:1"}, "-size does not apply"},

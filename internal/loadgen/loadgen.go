@@ -62,6 +62,9 @@ const (
 	// MaxSize bounds Size: a request body, message or chunk is held in
 	// memory by every worker.
 	MaxSize = 64 << 20
+	// MaxRate bounds Rate: a thousand times what one machine can send,
+	// and small enough that counts derived from it cannot overflow.
+	MaxRate = 1e9
 )
 
 // Config describes a run. The zero value of each field but Target means
@@ -111,7 +114,8 @@ type Config struct {
 	// worker sent it, so a stalled target shows in the percentiles
 	// instead of hiding behind fewer requests (coordinated omission);
 	// and the requests that fell due before the end but were never sent,
-	// every worker being busy, are counted as Result.Missed.
+	// every worker being busy, are counted as Result.Missed. At most
+	// MaxRate.
 	Rate float64
 
 	// Size is the request body for the HTTP modes (a POST of Size bytes;
@@ -255,8 +259,8 @@ func (c *Config) resolve(ctx context.Context) (*settings, error) {
 		return nil, fmt.Errorf("%w: Duration %v is negative", ErrBadConfig, s.Duration)
 	case s.Requests < 0:
 		return nil, fmt.Errorf("%w: Requests %d is negative", ErrBadConfig, s.Requests)
-	case s.Rate < 0 || math.IsNaN(s.Rate) || math.IsInf(s.Rate, 0):
-		return nil, fmt.Errorf("%w: Rate %g is negative or not finite", ErrBadConfig, s.Rate)
+	case s.Rate < 0 || math.IsNaN(s.Rate) || s.Rate > MaxRate:
+		return nil, fmt.Errorf("%w: Rate %g is outside 0..%g", ErrBadConfig, s.Rate, float64(MaxRate))
 	case s.Size < 0 || s.Size > MaxSize:
 		return nil, fmt.Errorf("%w: Size %d is outside 0..%d", ErrBadConfig, s.Size, MaxSize)
 	case s.DialTimeout < 0 || s.Timeout < 0 || s.Drain < 0:

@@ -531,6 +531,8 @@ func TestBadConfig(t *testing.T) {
 		{Target: "127.0.0.1:1", Rate: -1},
 		{Target: "127.0.0.1:1", Rate: math.NaN()},
 		{Target: "127.0.0.1:1", Rate: math.Inf(1)},
+		{Target: "127.0.0.1:1", Rate: 1e300}, // would overflow the missed count
+		{Target: "127.0.0.1:1", Rate: MaxRate * 1.5},
 		{Mode: Upgrade426, Target: "127.0.0.1:1", UpgradeTokens: []string{"a b"}},
 	} {
 		if _, err := Run(context.Background(), cfg); !errors.Is(err, ErrBadConfig) {

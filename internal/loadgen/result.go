@@ -121,7 +121,8 @@ func (r *runner) result(elapsed time.Duration) *Result {
 	}
 	if at := r.endAt.Load(); s.Rate > 0 && at > 0 {
 		// Request n was due at n/Rate: those up to the end were due.
-		due := uint64(float64(at)/1e9*s.Rate) + 1
+		// (Clamped: at most MaxRate a second over at most 292 years.)
+		due := uint64(min(float64(at)/1e9*s.Rate, 1<<62)) + 1
 		if s.Requests > 0 {
 			due = min(due, uint64(s.Requests))
 		}
