@@ -66,7 +66,7 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer, isT
 	fs.IntVar(&cfg.Concurrency, "c", loadgen.DefaultConcurrency, "concurrency: requests in flight, each on a connection of its own (h2c: connections, each with -streams)")
 	fs.IntVar(&cfg.Streams, "streams", loadgen.DefaultStreams, "h2c: requests in flight on each connection")
 	fs.DurationVar(&cfg.Duration, "d", 0, "duration of the run (default 10s unless -n is given)")
-	fs.DurationVar(&cfg.Drain, "drain", loadgen.DefaultDrain, "after -d, how long to wait for the requests in flight before counting them as unfinished")
+	fs.DurationVar(&cfg.Drain, "drain", loadgen.DefaultDrain, "after -d, how long to wait for the requests in flight before counting them as unfinished (not with -n alone, where every request runs to its end or -timeout)")
 	fs.Int64Var(&cfg.Requests, "n", 0, "stop after this many requests, successful or not (0: no limit)")
 	fs.Float64Var(&cfg.Rate, "rate", 0, "requests per second over all workers, at most 1e9 (0: as fast as they go)")
 	fs.IntVar(&cfg.Size, "size", 0, "bytes: POST body for HTTP modes (0: GET), ws message (default 16), tcp chunk (default 65536)")
@@ -134,6 +134,10 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer, isT
 		return usage("-dial-timeout %v: want a positive duration", cfg.DialTimeout)
 	case cfg.Drain <= 0:
 		return usage("-drain %v: want a positive duration", cfg.Drain)
+	case set["drain"] && !set["d"] && cfg.Requests > 0:
+		// A run that only -n ends has no end to drain after: each
+		// request runs to its end or -timeout.
+		return usage("-drain applies only with -d, and -n alone ends this run")
 	case cfg.Timeout <= 0:
 		return usage("-timeout %v: want a positive duration", cfg.Timeout)
 	case set["upgrade"] && cfg.Mode != loadgen.Upgrade426:

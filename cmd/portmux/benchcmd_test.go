@@ -47,6 +47,7 @@ func TestBenchUsageErrors(t *testing.T) {
 		{[]string{"-mode", "426", "-upgrade", "a,,b", "a:1"}, "-upgrade"},
 		{[]string{"-timeout", "0s", "a:1"}, "-timeout 0s"},
 		{[]string{"-drain", "0s", "a:1"}, "-drain 0s"},
+		{[]string{"-n", "5", "-drain", "2s", "a:1"}, "-drain applies only with -d"},
 		{[]string{"-dial-timeout", "0s", "a:1"}, "-dial-timeout 0s"},
 		{[]string{"-bogus", "a:1"}, "-bogus"},
 		{[]string{"-c", "x", "a:1"}, "-c"},

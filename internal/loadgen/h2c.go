@@ -507,11 +507,24 @@ func (c *h2Client) try(first bool) error {
 	if err != nil {
 		return err
 	}
+	return c.await(conn)
+}
+
+// await waits for the result of the request on conn, or the end of the
+// run. A result that is in counts even when the run has ended too: a
+// select between the two would pick at random, and count a completed
+// request as unfinished.
+func (c *h2Client) await(conn *h2Conn) error {
+	var err error
 	select {
 	case err = <-c.st.done:
-	case <-c.w.r.ctx.Done():
-		err = c.w.r.ctx.Err()
-		conn.cancel(&c.st)
+	default:
+		select {
+		case err = <-c.st.done:
+		case <-c.w.r.ctx.Done():
+			err = c.w.r.ctx.Err()
+			conn.cancel(&c.st)
+		}
 	}
 	if err != nil {
 		return err

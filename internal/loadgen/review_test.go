@@ -3,10 +3,12 @@ package loadgen
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -294,6 +296,23 @@ func TestH2CGoAwayEvery(t *testing.T) {
 		wantOK(t, res, 200)
 		if served.Load() != 200 {
 			t.Errorf("%d per connection: the server served %d requests; want 200", perConn, served.Load())
+		}
+	}
+}
+
+// TestH2CResultBeatsStop: a request whose result is in when the run
+// stops counts as done, not as unfinished, however select would choose.
+func TestH2CResultBeatsStop(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r := &runner{ctx: ctx, cancel: cancel}
+	c := &h2Client{w: &worker{r: r, status: map[int]uint64{}}, st: h2Stream{done: make(chan error, 1), status: 200}}
+	conn := &h2Conn{streams: map[uint32]*h2Stream{}, err: errors.New("closed")}
+	conn.cond = sync.NewCond(&conn.mu)
+	for i := range 200 {
+		c.st.done <- nil
+		if err := c.await(conn); err != nil {
+			t.Fatalf("round %d: %v; want the result", i, err)
 		}
 	}
 }
