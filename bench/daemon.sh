@@ -5,7 +5,9 @@
 #   conn       a new connection per request (portmux bench -mode http1)
 #   keepalive  requests on kept-alive connections (-mode http1-keepalive)
 #   bulk       one stream of BULK_MIB MiB each way through a TCP echo
-#              (-mode tcp, 1 MiB chunks, one connection)
+#              (-mode tcp -size BULK_MIB MiB -n 1: one request that
+#              streams, writing and checking 1 MiB at a time, on one
+#              connection; not stop-and-wait round trips)
 #
 # Every multiplexer listens on one port and decides by content, as sslh
 # does: HTTP/1 to the web backend, anything else to the echo backend.
@@ -128,7 +130,7 @@ run() {
 	case $1 in
 	conn) "$tmp/portmux" bench -json -mode http1 -c "$CONC" -d "${DURATION}s" "http://127.0.0.1:$2/" | jq -r '"\(.connections_per_s) \(.errors)"' ;;
 	keepalive) "$tmp/portmux" bench -json -mode http1-keepalive -c "$CONC" -d "${DURATION}s" "http://127.0.0.1:$2/" | jq -r '"\(.requests_per_s) \(.errors)"' ;;
-	bulk) "$tmp/portmux" bench -json -mode tcp -size 1048576 -c 1 -n "$BULK_MIB" -timeout 60s "tcp://127.0.0.1:$2" | jq -r '"\(.received_mb_per_s) \(.errors)"' ;;
+	bulk) "$tmp/portmux" bench -json -mode tcp -size $((BULK_MIB << 20)) -c 1 -n 1 -timeout 120s "tcp://127.0.0.1:$2" | jq -r '"\(.received_mb_per_s) \(.errors)"' ;;
 	esac
 }
 

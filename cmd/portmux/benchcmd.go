@@ -28,7 +28,9 @@ Modes (-mode):
   http1-keepalive  requests one after another on each worker's connection
   h2c              HTTP/2 with prior knowledge: -c connections x -streams
   ws               WebSocket handshake, then -size byte messages echoed back
-  tcp              write -size bytes and read them back from an echo server
+  tcp              stream -size bytes out and read them back from an echo
+                   server, checking every byte: -size 2147483648 -n 1 is
+                   one 2 GiB stream each way, in constant memory
   426              plain HTTP/1.1 GET; expects 426 Upgrade Required whose
                    Upgrade names -upgrade and whose Connection holds
                    upgrade and close
@@ -69,7 +71,7 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer, isT
 	fs.DurationVar(&cfg.Drain, "drain", loadgen.DefaultDrain, "after -d, how long to wait for the requests in flight before counting them as unfinished (not with -n alone, where every request runs to its end or -timeout)")
 	fs.Int64Var(&cfg.Requests, "n", 0, "stop after this many requests, successful or not (0: no limit)")
 	fs.Float64Var(&cfg.Rate, "rate", 0, "requests per second over all workers, at most 1e9 (0: as fast as they go)")
-	fs.IntVar(&cfg.Size, "size", 0, "bytes: POST body for HTTP modes (0: GET), ws message (default 16), tcp chunk (default 65536)")
+	fs.IntVar(&cfg.Size, "size", 0, "bytes: POST body for HTTP modes (0: GET), ws message (default 16), up to 64 MiB; tcp: bytes streamed each way per request (default 65536, up to 1 TiB)")
 	fs.StringVar(&cfg.Host, "host", "", "Host header to send (default: TARGET's host)")
 	fs.DurationVar(&cfg.DialTimeout, "dial-timeout", loadgen.DefaultDialTimeout, "bound on each connect (ws: and its handshake; h2c: and the server's SETTINGS)")
 	fs.DurationVar(&cfg.Timeout, "timeout", loadgen.DefaultTimeout, "bound on each request once connected")
@@ -126,8 +128,10 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer, isT
 		return usage("-n %d: want 0 or more", cfg.Requests)
 	case cfg.Rate < 0 || math.IsNaN(cfg.Rate) || cfg.Rate > loadgen.MaxRate:
 		return usage("-rate %g: want 0 to %g", cfg.Rate, float64(loadgen.MaxRate))
-	case cfg.Size < 0 || cfg.Size > loadgen.MaxSize:
+	case cfg.Size < 0 || cfg.Mode != loadgen.TCP && cfg.Size > loadgen.MaxSize:
 		return usage("-size %d: want 0 to %d", cfg.Size, loadgen.MaxSize)
+	case int64(cfg.Size) > loadgen.MaxTCPSize:
+		return usage("-size %d: want 0 to %d (1 TiB)", cfg.Size, int64(loadgen.MaxTCPSize))
 	case set["size"] && cfg.Size > 0 && cfg.Mode == loadgen.Upgrade426:
 		return usage("-size does not apply to -mode 426, which sends a GET")
 	case cfg.DialTimeout <= 0:

@@ -42,6 +42,8 @@ func TestBenchUsageErrors(t *testing.T) {
 		{[]string{"-rate", "1000000001", "a:1"}, "-rate 1.000000001e+09"},
 		{[]string{"-d", "0s", "a:1"}, "-d 0s"},
 		{[]string{"-size", "-1", "a:1"}, "-size -1"},
+		{[]string{"-size", "67108865", "a:1"}, "-size 67108865: want 0 to 67108864"},
+		{[]string{"-mode", "tcp", "-size", "1099511627777", "tcp://a:1"}, "-size 1099511627777: want 0 to 1099511627776"},
 		{[]string{"-mode", "426", "-size", "10", "a:1"}, "-size does not apply"},
 		{[]string{"-upgrade", "h2c", "a:1"}, "-upgrade applies to -mode 426"},
 		{[]string{"-mode", "426", "-upgrade", "a,,b", "a:1"}, "-upgrade"},

@@ -36,8 +36,9 @@ const (
 	// sends binary messages of Size bytes; a request is one message and
 	// its echo, which must match.
 	WS Mode = "ws"
-	// TCP writes Size bytes on each worker's connection and reads the same
-	// bytes back from an echo server; a request is one such round trip.
+	// TCP streams Size bytes out on each worker's connection and reads
+	// them back from an echo server, checking every byte; a request is
+	// one such round trip, however large.
 	TCP Mode = "tcp"
 	// Upgrade426 opens a connection per request, sends a plain HTTP/1.1
 	// GET and expects 426 Upgrade Required (RFC 9110 §15.5.22) with an
@@ -59,9 +60,11 @@ const (
 	DefaultDrain       = time.Second
 	DefaultWSSize      = 16
 	DefaultTCPSize     = 64 << 10
-	// MaxSize bounds Size: a request body, message or chunk is held in
-	// memory by every worker.
+	// MaxSize bounds Size but for TCP: a request body or message is
+	// held in memory by every worker.
 	MaxSize = 64 << 20
+	// MaxTCPSize bounds Size for TCP, which streams: 1 TiB.
+	MaxTCPSize = 1 << 40
 	// MaxRate bounds Rate: a thousand times what one machine can send,
 	// and small enough that counts derived from it cannot overflow.
 	MaxRate = 1e9
@@ -120,8 +123,10 @@ type Config struct {
 
 	// Size is the request body for the HTTP modes (a POST of Size bytes;
 	// zero means a GET without a body), the message size for WS (if zero,
-	// DefaultWSSize) and the chunk written and read back for TCP (if zero,
-	// DefaultTCPSize). At most MaxSize.
+	// DefaultWSSize), and for TCP the bytes streamed out and read back
+	// per request (if zero, DefaultTCPSize). At most MaxSize, or for TCP,
+	// which streams it in pieces of 1 MiB with constant memory,
+	// MaxTCPSize.
 	Size int
 
 	// DialTimeout bounds each connection attempt (for WS including the
@@ -261,8 +266,10 @@ func (c *Config) resolve(ctx context.Context) (*settings, error) {
 		return nil, fmt.Errorf("%w: Requests %d is negative", ErrBadConfig, s.Requests)
 	case s.Rate < 0 || math.IsNaN(s.Rate) || s.Rate > MaxRate:
 		return nil, fmt.Errorf("%w: Rate %g is outside 0..%g", ErrBadConfig, s.Rate, float64(MaxRate))
-	case s.Size < 0 || s.Size > MaxSize:
+	case s.Size < 0 || s.Mode != TCP && s.Size > MaxSize:
 		return nil, fmt.Errorf("%w: Size %d is outside 0..%d", ErrBadConfig, s.Size, MaxSize)
+	case int64(s.Size) > MaxTCPSize:
+		return nil, fmt.Errorf("%w: Size %d is outside 0..%d", ErrBadConfig, s.Size, int64(MaxTCPSize))
 	case s.DialTimeout < 0 || s.Timeout < 0 || s.Drain < 0:
 		return nil, fmt.Errorf("%w: a negative timeout", ErrBadConfig)
 	}
