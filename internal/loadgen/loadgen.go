@@ -103,8 +103,9 @@ type Config struct {
 
 	// Drain bounds the wait, once Duration has passed, for the requests
 	// then in flight: those that finish within it count as usual, and
-	// the rest are interrupted and counted as Result.Unfinished. If
-	// zero, DefaultDrain.
+	// the rest are interrupted and counted as Result.Unfinished (and do
+	// not stretch Result.Elapsed). It does not apply to a run that only
+	// Requests ends. If zero, DefaultDrain.
 	Drain time.Duration
 
 	// Requests, if positive, ends the run after this many attempts

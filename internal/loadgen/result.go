@@ -17,8 +17,12 @@ type Result struct {
 	Concurrency int     `json:"concurrency"` // requests in flight, or connections for h2c
 	Streams     int     `json:"streams"`     // requests in flight per connection: 1 but for h2c
 	Rate        float64 `json:"rate_limit"`  // requests/s asked for; 0 means unpaced
-	Size        int     `json:"size"`        // body, message or chunk bytes
+	Size        int     `json:"size"`        // body or message bytes; tcp: bytes streamed each way per request
 
+	// Elapsed is how long the run lasted: the later of Duration and
+	// the end of the last request or error counted (requests left
+	// unfinished do not stretch it); if the caller's context stopped
+	// the run, until then.
 	Elapsed        time.Duration `json:"-"`
 	ElapsedSeconds float64       `json:"elapsed_s"`
 
@@ -62,8 +66,9 @@ type Result struct {
 // Latency summarises durations in microseconds. As Result.Latency, those
 // of the requests that succeeded: from writing the request's first byte
 // (or from when it was due, if Rate is set) to reading the whole
-// response; a connection the request had to open is timed apart, in
-// Result.Connect, unless the run is paced.
+// response; a connection the request had to open, or (h2c) waited for
+// another stream to open, is timed apart, in Result.Connect, unless the
+// run is paced; so is an h2c wait for a stream slot.
 type Latency struct {
 	Min  float64 `json:"min"`
 	Mean float64 `json:"mean"`
