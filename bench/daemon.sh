@@ -67,6 +67,8 @@ go build -o "$tmp/portmux" ./cmd/portmux
 go build -o "$tmp/bareserver" ./bench/bareserver
 "$tmp/bareserver" -addr "127.0.0.1:$web" -echo-addr "127.0.0.1:$echo" 2>"$tmp/backend.log" &
 pids+=($!)
+declare -A pid # by impl, for CPU time: the proxy's process
+backend_pid=$!
 
 cat >"$tmp/portmux.yaml" <<EOF
 log: { level: error }
@@ -82,6 +84,7 @@ listeners:
 EOF
 "$tmp/portmux" -config "$tmp/portmux.yaml" >"$tmp/portmux.log" 2>&1 &
 pids+=($!)
+pid[portmux]=$!
 
 haproxy_cfg() { # port, splice options
 	cat <<EOF
@@ -113,9 +116,15 @@ haproxy_cfg "$hasplice" $'option splice-request\n\toption splice-response' >"$tm
 for c in ha ha-nosplice ha-splice; do
 	haproxy -db -f "$tmp/$c.cfg" >"$tmp/$c.log" 2>&1 &
 	pids+=($!)
+	case $c in
+	ha) pid[haproxy]=$! ;;
+	ha-nosplice) pid[haproxy-nosplice]=$! ;;
+	ha-splice) pid[haproxy-splice]=$! ;;
+	esac
 done
 "$SSLH" -f -n -p "127.0.0.1:$sslh" --http "127.0.0.1:$web" --anyprot "127.0.0.1:$echo" -t 3 >"$tmp/sslh.log" 2>&1 &
 pids+=($!)
+pid[sslh]=$!
 
 for p in $web $pm $ha $sslh; do
 	for _ in $(seq 100); do
@@ -125,14 +134,25 @@ for p in $web $pm $ha $sslh; do
 	curl -fsS -o /dev/null "http://127.0.0.1:$p/" || { echo "daemon.sh: nothing answers on $p" >&2; tail "$tmp"/*.log >&2; exit 1; }
 done
 
-# run prints "rate errors" for one run: test, port.
+# run prints "rate errors units" for one run: test, port. units is what
+# CPU time is divided by: requests for conn and keepalive, MB received for
+# bulk.
 run() {
 	case $1 in
-	conn) "$tmp/portmux" bench -json -mode http1 -c "$CONC" -d "${DURATION}s" "http://127.0.0.1:$2/" | jq -r '"\(.connections_per_s) \(.errors)"' ;;
-	keepalive) "$tmp/portmux" bench -json -mode http1-keepalive -c "$CONC" -d "${DURATION}s" "http://127.0.0.1:$2/" | jq -r '"\(.requests_per_s) \(.errors)"' ;;
-	bulk) "$tmp/portmux" bench -json -mode tcp -size $((BULK_MIB << 20)) -c 1 -n 1 -timeout 120s "tcp://127.0.0.1:$2" | jq -r '"\(.received_mb_per_s) \(.errors)"' ;;
+	conn) "$tmp/portmux" bench -json -mode http1 -c "$CONC" -d "${DURATION}s" "http://127.0.0.1:$2/" | jq -r '"\(.connections_per_s) \(.errors) \(.requests)"' ;;
+	keepalive) "$tmp/portmux" bench -json -mode http1-keepalive -c "$CONC" -d "${DURATION}s" "http://127.0.0.1:$2/" | jq -r '"\(.requests_per_s) \(.errors) \(.requests)"' ;;
+	bulk) "$tmp/portmux" bench -json -mode tcp -size $((BULK_MIB << 20)) -c 1 -n 1 -timeout 120s "tcp://127.0.0.1:$2" | jq -r '"\(.received_mb_per_s) \(.errors) \(.received_mb_per_s * .elapsed_s)"' ;;
 	esac
 }
+
+# ticks prints a process's user + system CPU time in clock ticks, or 0.
+ticks() {
+	[[ -n $1 && -r /proc/$1/stat ]] || { echo 0; return; }
+	# Fields after the command name, which may hold spaces: utime is the
+	# 12th, stime the 13th.
+	sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
+}
+hz=$(getconf CLK_TCK)
 
 : >"$raw"
 printf 'goos: linux\ngoarch: %s\npkg: github.com/portmux/portmux/bench/daemon\n' "$(go env GOARCH)" >"$out/daemon-bench.txt"
@@ -143,12 +163,19 @@ for i in $(seq "$ROUNDS"); do
 		[[ $test == bulk ]] && variants="direct:$echo portmux:$pm haproxy:$ha haproxy-nosplice:$hanosplice haproxy-splice:$hasplice sslh:$sslh"
 		for v in $variants; do
 			echo "round $i/$ROUNDS: $test ${v%%:*}" >&2
-			read -r rate errs < <(run "$test" "${v#*:}")
-			echo "test=$test round=$i impl=${v%%:*} rate=$rate errors=$errs" >>"$raw"
+			impl=${v%%:*}
+			p0=$(ticks "${pid[$impl]:-}") b0=$(ticks "$backend_pid")
+			read -r rate errs units < <(run "$test" "${v#*:}")
+			p1=$(ticks "${pid[$impl]:-}") b1=$(ticks "$backend_pid")
+			cpu=$(awk -v p="$((p1 - p0))" -v b="$((b1 - b0))" -v hz="$hz" -v n="$units" 'BEGIN { if (n <= 0) n = 1; printf "proxy_cpu=%.1f backend_cpu=%.1f", p * 1e6 / hz / n, b * 1e6 / hz / n }')
+			echo "test=$test round=$i impl=$impl rate=$rate errors=$errs $cpu" >>"$raw"
 			unit=conns/s
 			[[ $test == keepalive ]] && unit=req/s
 			[[ $test == bulk ]] && unit=MB/s
-			echo "BenchmarkDaemon/test=$test/impl=${v%%:*} 1 $rate $unit" >>"$out/daemon-bench.txt"
+			per=req
+			[[ $test == bulk ]] && per=MB
+			read -r pcpu bcpu < <(echo "$cpu" | sed 's/[a-z_]*=//g')
+			echo "BenchmarkDaemon/test=$test/impl=$impl 1 $rate $unit $pcpu proxy-cpu-µs/$per $bcpu backend-cpu-µs/$per" >>"$out/daemon-bench.txt"
 			sleep 0.5
 		done
 	done
@@ -170,31 +197,40 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 	echo
 	echo "Medians over the rounds (min-max), and the ratio of the medians to direct."
 	echo "conn: connections/s; keepalive: requests/s; bulk: MB/s received (10^6 bytes)."
+	echo "CPU: user + system time of the proxy's process and of the backends' (one"
+	echo "process for both), per request (conn, keepalive) or per MB received (bulk),"
+	echo "medians; from /proc at 1/$hz s resolution. The load tool's own is not counted."
 	echo
-	echo "| test | impl | rate | / direct | runs with errors |"
-	echo "|---|---|--:|--:|--:|"
+	echo "| test | impl | rate | / direct | proxy CPU µs | backend CPU µs | runs with errors |"
+	echo "|---|---|--:|--:|--:|--:|--:|"
 	awk '
 	{
 		delete v
 		for (f = 1; f <= NF; f++) { split($f, kv, "="); v[kv[1]] = kv[2] }
 		k = v["test"] SUBSEP v["impl"]
 		if (!(k in n)) { order[++no] = k }
-		vals[k, ++n[k]] = v["rate"] + 0
+		n[k]++
+		rate[k, n[k]] = v["rate"] + 0
+		pc[k, n[k]] = v["proxy_cpu"] + 0
+		bc[k, n[k]] = v["backend_cpu"] + 0
 		if (v["errors"] + 0 > 0) errs[k]++
 	}
-	function med(k,   i, j, t, m, a) {
+	# med returns the median of x[k, 1..n[k]] and sets lo and hi.
+	function med(x, k,   i, j, t, m, a) {
 		m = n[k]
-		for (i = 1; i <= m; i++) a[i] = vals[k, i]
+		for (i = 1; i <= m; i++) a[i] = x[k, i]
 		for (i = 2; i <= m; i++) for (j = i; j > 1 && a[j-1] > a[j]; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
-		lo[k] = a[1]; hi[k] = a[m]
+		lo = a[1]; hi = a[m]
 		return (m % 2) ? a[(m+1)/2] : (a[m/2] + a[m/2+1]) / 2
 	}
 	END {
-		for (o = 1; o <= no; o++) md[order[o]] = med(order[o])
+		for (o = 1; o <= no; o++) md[order[o]] = med(rate, order[o])
 		for (o = 1; o <= no; o++) {
 			k = order[o]; split(k, p, SUBSEP)
 			d = md[p[1] SUBSEP "direct"]
-			printf "| %s | %s | %.0f (%.0f–%.0f) | %s | %d |\n", p[1], p[2], md[k], lo[k], hi[k], (d > 0 ? sprintf("%.2f", md[k] / d) : "–"), errs[k] + 0
+			r = med(rate, k); rlo = lo; rhi = hi
+			proxy = (p[2] == "direct") ? "–" : sprintf("%.1f", med(pc, k))
+			printf "| %s | %s | %.0f (%.0f–%.0f) | %s | %s | %.1f | %d |\n", p[1], p[2], r, rlo, rhi, (d > 0 ? sprintf("%.2f", r / d) : "–"), proxy, med(bc, k), errs[k] + 0
 		}
 	}' "$raw"
 } >"$out/daemon.md"
