@@ -77,6 +77,7 @@ func (r *Relay) Run(client, backend net.Conn, counts *Counts) error {
 				backend.SetWriteDeadline(time.Now().Add(r.IdleTimeout))
 			}
 			m, err := io.CopyN(backend, client, int64(n))
+			backend.SetWriteDeadline(time.Time{}) // writes have none (see pipe)
 			counts.Up.Add(m)
 			if r.Moved != nil && m > 0 {
 				r.Moved(true, m)
@@ -168,17 +169,15 @@ func (s *session) pipe(n *atomic.Int64, dir int) error {
 			}
 		}
 		var m int64
-		var err error
+		var err, werr error // werr: writing to dst failed
 		ended := false
 		if bufp != nil {
 			buf := *bufp
 			r, rerr := src.Read(buf)
 			if r > 0 {
-				w, werr := dst.Write(buf[:r])
+				var w int
+				w, werr = dst.Write(buf[:r])
 				m = int64(w)
-				if werr != nil {
-					rerr = werr
-				}
 				if r == len(buf) && werr == nil {
 					bufPool.Put(bufp) // bulk: splice from here on
 					bufp = nil
@@ -191,7 +190,16 @@ func (s *session) pipe(n *atomic.Int64, dir int) error {
 			}
 		} else if sp != nil {
 			m, err = sp.step(chunk)
-			if errors.Is(err, io.EOF) {
+			var de *dstError
+			switch {
+			case errors.As(err, &de):
+				err, werr = nil, de.err
+			case errors.Is(err, errNoPipe):
+				// Out of file descriptors for a pipe: copy through
+				// user space instead.
+				sp.close()
+				sp, err = nil, nil
+			case errors.Is(err, io.EOF):
 				err, ended = nil, true
 			}
 		} else {
@@ -206,6 +214,10 @@ func (s *session) pipe(n *atomic.Int64, dir int) error {
 			}
 			s.last[dir].Store(now.UnixNano())
 			s.asked[dir].Store(false)
+		}
+		if werr != nil {
+			// Never the idle timeout: writes have no deadline.
+			return werr
 		}
 		switch {
 		case err == nil && !ended:
@@ -246,6 +258,15 @@ func (s *session) pipe(n *atomic.Int64, dir int) error {
 		return err
 	}
 }
+
+// dstError is a failed write to a direction's destination, as a splice
+// step reports it: not to be taken for the source's read deadline.
+type dstError struct{ err error }
+
+func (e *dstError) Error() string { return e.err.Error() }
+
+// errNoPipe: a splice step could make no pipe (out of file descriptors).
+var errNoPipe = errors.New("relay: no pipe for splice")
 
 // closeWrite half-closes c if it can, else closes it.
 func closeWrite(c net.Conn) {

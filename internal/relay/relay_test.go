@@ -189,3 +189,54 @@ func TestStuckWriterIdles(t *testing.T) {
 		t.Errorf("Run: %v; want ErrIdle", err)
 	}
 }
+
+// TestReplayLeavesNoWriteDeadline: the deadline that bounds writing the
+// replayed bytes is cleared after them, so the client's bytes still reach
+// the backend past IdleTimeout from the start while traffic flows; a
+// write that fails ends the relay rather than dropping bytes.
+func TestReplayLeavesNoWriteDeadline(t *testing.T) {
+	const idle = 300 * time.Millisecond
+	client, backend, done, _ := setup(t, &Relay{IdleTimeout: idle}, []byte("hello\n"))
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() { // the backend keeps talking, so the relay is never idle
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+				backend.Write([]byte("tick\n"))
+			}
+		}
+	}()
+	go io.Copy(io.Discard, client)
+	up := make(chan []byte, 1)
+	go func() {
+		var b []byte
+		buf := make([]byte, 64)
+		for len(b) < 6+20*5 {
+			n, err := backend.Read(buf)
+			b = append(b, buf[:n]...)
+			if err != nil {
+				break
+			}
+		}
+		up <- b
+	}()
+	want := []byte("hello\n")
+	for range 20 { // 1 s: past the first write deadline
+		if _, err := client.Write([]byte("ping\n")); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, "ping\n"...)
+		time.Sleep(50 * time.Millisecond)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("relay ended with traffic flowing: %v", err)
+	default:
+	}
+	if b := <-up; !bytes.Equal(b, want) {
+		t.Errorf("backend got %q; want %q", b, want)
+	}
+}

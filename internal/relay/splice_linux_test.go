@@ -12,10 +12,22 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// spliceAll runs a splicer from src's peer to dst's peer: it writes data
-// into in, half-closes it, and steps until EOF, checking each step's
-// bound, then returns what arrived at out.
-func spliceAll(t *testing.T, data []byte, limit int64) (got []byte, pipeCap int) {
+// emptyPool closes the pooled pipes, so that the next step makes one.
+func emptyPool() {
+	for {
+		select {
+		case p := <-idlePipes:
+			p.close()
+		default:
+			return
+		}
+	}
+}
+
+// spliceAll runs a splicer from in's peer to out's peer: it writes data
+// into in, half-closes it, and steps until EOF, checking each step's bound
+// and that no step keeps a pipe; it returns what arrived at out.
+func spliceAll(t *testing.T, data []byte, limit int64) []byte {
 	t.Helper()
 	in, src := tcpPair(t)
 	dst, out := tcpPair(t)
@@ -40,10 +52,10 @@ func spliceAll(t *testing.T, data []byte, limit int64) (got []byte, pipeCap int)
 		if m > limit {
 			t.Fatalf("step moved %d; limit %d", m, limit)
 		}
-		total += m
-		if pipeCap == 0 && sp.w >= 0 {
-			pipeCap, _ = unix.FcntlInt(uintptr(sp.w), unix.F_GETPIPE_SZ, 0)
+		if sp.p != nil {
+			t.Fatalf("a pipe held between steps")
 		}
+		total += m
 		if errors.Is(err, io.EOF) {
 			break
 		}
@@ -55,47 +67,67 @@ func spliceAll(t *testing.T, data []byte, limit int64) (got []byte, pipeCap int)
 		t.Errorf("steps moved %d bytes; want %d", total, len(data))
 	}
 	dst.CloseWrite()
-	return <-arrived, pipeCap
+	return <-arrived
 }
 
-// TestSplicer: bytes arrive whole and in order through the enlarged
-// pipe, in steps no larger than asked, and the source's end is io.EOF.
+// TestSplicer: bytes arrive whole and in order, in steps no larger than
+// asked, the source's end is io.EOF, and the pipe goes back to the pool.
 func TestSplicer(t *testing.T) {
+	emptyPool()
 	data := make([]byte, 5<<20+123)
 	rand.Read(data)
-	got, pipeCap := spliceAll(t, data, 1<<20)
-	if !bytes.Equal(got, data) {
+	if got := spliceAll(t, data, 1<<20); !bytes.Equal(got, data) {
 		t.Errorf("got %d bytes, differing from the %d sent", len(got), len(data))
 	}
-	if pipeCap != pipeSize {
-		t.Errorf("pipe capacity %d; want %d", pipeCap, pipeSize)
-	}
-	if n := bigPipes.Load(); n != 0 {
-		t.Errorf("after close, %d bytes of enlarged pipes still counted", n)
+	if len(idlePipes) != 1 {
+		t.Errorf("%d pipes pooled after one direction; want 1", len(idlePipes))
 	}
 }
 
-// TestSplicerPastBudget: with the budget spent, a direction splices
-// through a pipe of the kernel's default size, and still moves every byte.
-func TestSplicerPastBudget(t *testing.T) {
+// TestPipeSizes: pipes are enlarged within the budget and keep the
+// default size past it, and the budget is given back when they close.
+func TestPipeSizes(t *testing.T) {
+	emptyPool()
 	defer func(b int64) { bigPipeBudget = b }(bigPipeBudget)
+	bigPipeBudget = pipeSize
+	size := func(p *pipePair) int {
+		n, err := unix.FcntlInt(uintptr(p.w), unix.F_GETPIPE_SZ, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	a, err := getPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := getPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !a.big || size(a) != pipeSize {
+		t.Errorf("first pipe: %d bytes; want %d", size(a), pipeSize)
+	}
+	if b.big || size(b) >= pipeSize {
+		t.Errorf("pipe past the budget: %d bytes; want the default", size(b))
+	}
+	a.close()
+	b.close()
+	if n := bigPipes.Load(); n != 0 {
+		t.Errorf("%d bytes of enlarged pipes counted after closing them", n)
+	}
+	// Past the budget, a direction still moves every byte.
 	bigPipeBudget = 0
 	data := make([]byte, 3<<20)
 	rand.Read(data)
-	got, pipeCap := spliceAll(t, data, 256<<10)
-	if !bytes.Equal(got, data) {
+	if got := spliceAll(t, data, 256<<10); !bytes.Equal(got, data) {
 		t.Errorf("got %d bytes, differing from the %d sent", len(got), len(data))
 	}
-	if pipeCap >= pipeSize {
-		t.Errorf("pipe capacity %d past the budget; want the default", pipeCap)
-	}
-	if n := bigPipes.Load(); n != 0 {
-		t.Errorf("%d bytes of enlarged pipes counted past the budget", n)
-	}
+	emptyPool()
 }
 
 // TestSplicerDeadline: a step waiting on a quiet source ends at the
-// source's read deadline, having moved nothing.
+// source's read deadline, having moved nothing and holding no pipe.
 func TestSplicerDeadline(t *testing.T) {
 	_, src := tcpPair(t)
 	dst, _ := tcpPair(t)
@@ -105,5 +137,34 @@ func TestSplicerDeadline(t *testing.T) {
 	m, err := sp.step(1 << 20)
 	if m != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Errorf("step on a quiet source: %d, %v; want 0, a deadline error", m, err)
+	}
+	if sp.p != nil {
+		t.Errorf("a pipe held after the wait")
+	}
+}
+
+// TestSplicerWriteError: a destination that fails is a *dstError, not a
+// deadline, and the pipe still holding its bytes is closed, not pooled.
+func TestSplicerWriteError(t *testing.T) {
+	emptyPool()
+	in, src := tcpPair(t)
+	dst, out := tcpPair(t)
+	out.SetLinger(0)
+	out.Close() // RST: writes to dst fail
+	time.Sleep(50 * time.Millisecond)
+	sp := newSplicer(dst, src)
+	defer sp.close()
+	go in.Write(make([]byte, 4<<20))
+	src.SetReadDeadline(time.Now().Add(20 * time.Second))
+	var err error
+	for err == nil {
+		_, err = sp.step(1 << 20)
+	}
+	var de *dstError
+	if !errors.As(err, &de) || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("step to a reset destination: %v; want a *dstError", err)
+	}
+	if sp.p != nil || len(idlePipes) != 0 {
+		t.Errorf("a pipe with bytes in it was kept (held %v, pooled %d)", sp.p != nil, len(idlePipes))
 	}
 }
