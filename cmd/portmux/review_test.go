@@ -166,3 +166,38 @@ func TestAnyAndProxyIn(t *testing.T) {
 		t.Errorf("backend got the PROXY header: %q", line)
 	}
 }
+
+// TestActiveSessionOutlivesIdleTimeout: a proxied connection routed on
+// its first bytes (ssh here) that keeps talking lives past idle_timeout
+// from its start; the replay's write deadline once cut such sessions.
+func TestActiveSessionOutlivesIdleTimeout(t *testing.T) {
+	echo := tcpBackend(t, "echo", "")
+	cfg, err := parseConfig([]byte(fmt.Sprintf("listeners:\n  - listen: 127.0.0.1:0\n    routes:\n      - {match: ssh, to: %q, idle_timeout: 300ms}\n", echo)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := newDaemon(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err := d.start(); err != nil {
+		t.Fatal(err)
+	}
+	defer d.shutdown(context.Background())
+	c, err := net.Dial("tcp", d.addrs()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r := bufio.NewReader(c)
+	io.WriteString(c, "SSH-2.0-x\r\n")
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if got, err := r.ReadString('\n'); err != nil || got != "echo: SSH-2.0-x\n" {
+		t.Fatalf("banner echo: %q, %v", got, err)
+	}
+	for i := range 10 { // 1 s, three idle timeouts
+		time.Sleep(100 * time.Millisecond)
+		fmt.Fprintf(c, "line%d\n", i)
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if got, err := r.ReadString('\n'); err != nil || got != fmt.Sprintf("echo: line%d\n", i) {
+			t.Fatalf("round trip %d: %q, %v", i, got, err)
+		}
+	}
+}
