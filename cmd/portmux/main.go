@@ -39,7 +39,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -81,12 +80,6 @@ func main() {
 		fmt.Fprintf(os.Stderr, "portmux: unexpected argument %q (the load tool is \"portmux bench\")\n", flag.Arg(0))
 		flag.Usage()
 		os.Exit(2)
-	}
-	if os.Getenv("GOGC") == "" {
-		// A proxy's live heap is a few MiB, so at GOGC's default (100)
-		// the collector runs several times a second under load; 400
-		// makes that a fourth as often, for a few MiB more heap.
-		debug.SetGCPercent(400)
 	}
 	// SIGHUP from the first moment: its default action would kill us
 	// (systemctl reload can come early).
