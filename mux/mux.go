@@ -26,7 +26,8 @@ const (
 	DefaultHTTP2IdleTimeout = 5 * time.Minute
 )
 
-// ErrMuxClosed is returned by Serve after Close or Shutdown.
+// ErrMuxClosed is returned by Serve, and by ServeConn, after Close or
+// Shutdown.
 var ErrMuxClosed = errors.New("mux: closed")
 
 // errClosed is what Accept returns on a closed route listener.
@@ -52,7 +53,8 @@ type Mux struct {
 
 	// MaxPending bounds connections being sniffed at once; past it Serve
 	// stops accepting until one is decided, leaving the rest in the
-	// kernel's backlog. If zero, DefaultMaxPending (10,000) is used.
+	// kernel's backlog, and ServeConn waits. If zero, DefaultMaxPending
+	// (10,000) is used. It is read at the first Serve or ServeConn.
 	MaxPending int
 
 	// QueueLen bounds each route Listener's queue of connections not yet
@@ -114,7 +116,7 @@ type Mux struct {
 
 	pendingMu sync.Mutex
 	pending   map[*Conn]struct{} // connections being sniffed, rejected or lingering
-	inflight  sync.WaitGroup     // sniffing goroutines, until their hand-off ends
+	inflight  sync.WaitGroup     // sniffs (and ServeConn calls waiting for a slot), until their hand-off ends
 
 	stats stats
 	resp  responses

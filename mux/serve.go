@@ -55,9 +55,10 @@ func firstRead(c net.Conn, limit int) (*[]byte, error) {
 	return buf, err
 }
 
-// serveConn sniffs c, decides, and delivers or rejects it. It runs in its
-// own goroutine, one per accepted connection. Until the first byte arrives
-// it holds no buffer and no parse state.
+// serveConn sniffs c, decides, and delivers or rejects it. It runs in a
+// goroutine of its own per connection that Serve accepted, or in the
+// caller's for ServeConn. Until the first byte arrives it holds no buffer
+// and no parse state.
 func (m *Mux) serveConn(nc net.Conn) {
 	m.stats.accepted.Add(1)
 	start := time.Now()

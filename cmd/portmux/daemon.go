@@ -61,7 +61,8 @@ type port struct {
 	once  sync.Once
 }
 
-// stop ends the port's accept loop: no push is retried after it.
+// stop ends the port's accept loop and its idle workers; a connection
+// accepted as it stops is closed.
 func (p *port) stop() {
 	p.once.Do(func() {
 		close(p.done)
@@ -211,11 +212,11 @@ func (d *daemon) newGeneration(p *port, lc *ListenerConfig) *generation {
 	return &generation{m: m, q: q, name: name}
 }
 
-// servePort runs the accept loop: take a slot, accept, and sniff and
-// route in a goroutine of the connection's own, with the current
-// generation's mux. A reload's retired mux finishes what it was handed;
-// none is closed before shutdown. Accept errors back off as the mux's own
-// loop does.
+// servePort runs the accept loop: take a slot, accept, and hand the
+// connection to an idle worker (or a new one), which sniffs and routes it
+// with the current generation's mux. A reload's retired mux finishes what
+// it was handed; none is closed before shutdown. Accept errors back off as
+// the mux's own loop does.
 func (d *daemon) servePort(p *port) {
 	addr := p.ln.Addr().String()
 	d.wg.Go(func() {
@@ -340,20 +341,24 @@ func (d *daemon) handler(p *port, rc *RouteConfig) mux.Handler {
 	if rc.MaxConnections > 0 {
 		routeSlots = d.routeLimiter(listener+"\x00"+rc.Name, rc.MaxConnections)
 	}
-	// No TCP keepalive probes (three setsockopt calls a connection): the
-	// relay's idle timeout ends dead connections.
-	dialer := &net.Dialer{Timeout: rc.DialTimeout.or(defaultDialTimeout), KeepAlive: -1}
-	up := d.met.counter(metricKey{"portmux_bytes_total", listener, rc.Name, "up"})
-	down := d.met.counter(metricKey{"portmux_bytes_total", listener, rc.Name, "down"})
-	r := &relay.Relay{
-		IdleTimeout: rc.IdleTimeout.or(defaultIdleTimeout),
-		Moved: func(isUp bool, n int64) {
-			if isUp {
-				up.AddInt64(n)
-			} else {
-				down.AddInt64(n)
-			}
-		},
+	var dialer *net.Dialer
+	var r *relay.Relay
+	if rc.Serve == "" && rc.Bridge == "" { // a proxy route
+		// No TCP keepalive probes (three setsockopt calls a connection):
+		// the relay's idle timeout ends dead connections.
+		dialer = &net.Dialer{Timeout: rc.DialTimeout.or(defaultDialTimeout), KeepAlive: -1}
+		up := d.met.counter(metricKey{"portmux_bytes_total", listener, rc.Name, "up"})
+		down := d.met.counter(metricKey{"portmux_bytes_total", listener, rc.Name, "down"})
+		r = &relay.Relay{
+			IdleTimeout: rc.IdleTimeout.or(defaultIdleTimeout),
+			Moved: func(isUp bool, n int64) {
+				if isUp {
+					up.AddInt64(n)
+				} else {
+					down.AddInt64(n)
+				}
+			},
+		}
 	}
 	return mux.HandlerFunc(func(c *mux.Conn) {
 		d.met.sniff(listener, c.SniffTime())
@@ -725,8 +730,9 @@ func (l *limiter) close() {
 	l.cond.Broadcast()
 }
 
-// queue is a net.Listener fed by push: the hand-off from a port's accept
-// loop to its mux, and from page routes to the page server.
+// queue is a net.Listener fed by push: the hand-off from page routes to
+// the page server. A generation's mux has one as its listener in name
+// only (for its address); nothing is pushed to that one.
 type queue struct {
 	addr net.Addr
 	ch   chan net.Conn

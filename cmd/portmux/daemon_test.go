@@ -515,6 +515,9 @@ listeners:
   - listen: 127.0.0.1:0
     name: front
     routes:
+      - match: http1
+        serve: page
+        name: site
       - match: any
         to: {{echo}}
         name: raw
@@ -541,5 +544,8 @@ listeners:
 		if !strings.Contains(got, want+"\n") {
 			t.Errorf("no %s in /metrics with the connection open:\n%s", want, got)
 		}
+	}
+	if strings.Contains(got, `portmux_bytes_total{listener="front",route="site"`) {
+		t.Errorf("byte counts for a route that counts no bytes (serve: page):\n%s", got)
 	}
 }
