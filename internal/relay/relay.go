@@ -131,6 +131,19 @@ const bufSize = 16 << 10
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
 
+// heldBufs counts the pooled buffers taken and not given back, for tests.
+var heldBufs atomic.Int64
+
+func getBuf() *[]byte {
+	heldBufs.Add(1)
+	return bufPool.Get().(*[]byte)
+}
+
+func putBuf(b *[]byte) {
+	heldBufs.Add(-1)
+	bufPool.Put(b)
+}
+
 // pipe copies one direction (0: client to backend, 1: back) until its
 // source ends, then closes its destination's write side. Like HAProxy's
 // splice-auto, it starts with read and write through a pooled buffer,
@@ -148,10 +161,18 @@ func (s *session) pipe(n *atomic.Int64, dir int) error {
 		chunk = DefaultChunk
 	}
 	idle := s.r.IdleTimeout
-	bufp := bufPool.Get().(*[]byte)
+	// Small messages go through a pooled buffer. On a socket it is taken
+	// only once bytes are there and given back after each write, so a
+	// quiet connection holds none; other conns hold one throughout.
+	raw := rawConnOf(src)
+	small := true
+	var bufp *[]byte
+	if raw == nil {
+		bufp = getBuf()
+	}
 	defer func() {
 		if bufp != nil {
-			bufPool.Put(bufp)
+			putBuf(bufp)
 		}
 	}()
 	var sp *splicer
@@ -171,17 +192,25 @@ func (s *session) pipe(n *atomic.Int64, dir int) error {
 		var m int64
 		var err, werr error // werr: writing to dst failed
 		ended := false
-		if bufp != nil {
-			buf := *bufp
-			r, rerr := src.Read(buf)
+		if small {
+			var r int
+			var rerr error
+			if raw != nil {
+				r, rerr = readPooled(raw, &bufp)
+			} else {
+				r, rerr = src.Read(*bufp)
+			}
 			if r > 0 {
 				var w int
-				w, werr = dst.Write(buf[:r])
+				w, werr = dst.Write((*bufp)[:r])
 				m = int64(w)
-				if r == len(buf) && werr == nil {
-					bufPool.Put(bufp) // bulk: splice from here on
-					bufp = nil
+				if r == bufSize && werr == nil {
+					small = false // bulk: splice from here on
 					sp = newSplicer(dst, src)
+				}
+				if raw != nil || !small {
+					putBuf(bufp)
+					bufp = nil
 				}
 			}
 			err = rerr

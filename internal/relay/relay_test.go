@@ -240,3 +240,36 @@ func TestReplayLeavesNoWriteDeadline(t *testing.T) {
 		t.Errorf("backend got %q; want %q", b, want)
 	}
 }
+
+// TestQuietRelayHoldsNoBuffer: between messages a relay of two sockets
+// holds no copy buffer, so idle connections cost none.
+func TestQuietRelayHoldsNoBuffer(t *testing.T) {
+	before := heldBufs.Load()
+	client, backend, done, _ := setup(t, &Relay{IdleTimeout: 10 * time.Second}, []byte("hello\n"))
+	buf := make([]byte, 64)
+	if _, err := io.ReadFull(backend, buf[:6]); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		client.Write([]byte("ping\n"))
+		if _, err := io.ReadFull(backend, buf[:5]); err != nil {
+			t.Fatal(err)
+		}
+		backend.Write([]byte("pong\n"))
+		if _, err := io.ReadFull(client, buf[:5]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(50 * time.Millisecond) // both directions wait for bytes
+	if n := heldBufs.Load() - before; n != 0 {
+		t.Errorf("a quiet relay holds %d buffers; want 0", n)
+	}
+	client.(*net.TCPConn).CloseWrite()
+	backend.(*net.TCPConn).CloseWrite()
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	if n := heldBufs.Load() - before; n != 0 {
+		t.Errorf("%d buffers not given back after Run", n)
+	}
+}
