@@ -5,8 +5,6 @@ import (
 	"net"
 	"testing"
 	"time"
-
-	"golang.org/x/net/http2"
 )
 
 // TestConnectLatency: every connection opened has its connect time
@@ -42,29 +40,7 @@ func TestConnectLatency(t *testing.T) {
 // it, which counts from its first byte.
 func TestConnectNotInLatency(t *testing.T) {
 	const wait = time.Second
-	addr := rawServer(t, func(c net.Conn) {
-		pre := make([]byte, len(http2.ClientPreface))
-		if _, err := io.ReadFull(c, pre); err != nil {
-			return
-		}
-		time.Sleep(wait)
-		fr := http2.NewFramer(c, c)
-		fr.WriteSettings()
-		for {
-			f, err := fr.ReadFrame()
-			if err != nil {
-				return
-			}
-			switch f := f.(type) {
-			case *http2.SettingsFrame:
-				if !f.IsAck() {
-					fr.WriteSettingsAck()
-				}
-			case *http2.HeadersFrame:
-				fr.WriteHeaders(http2.HeadersFrameParam{StreamID: f.StreamID, BlockFragment: []byte{0x88}, EndStream: true, EndHeaders: true}) // :status 200
-			}
-		}
-	})
+	addr := rawServer(t, slowSettingsH2(wait))
 	res := run(t, Config{Mode: H2C, Target: "http://" + addr + "/", Concurrency: 1, Streams: 1, Requests: 3})
 	wantOK(t, res, 3)
 	if min := time.Duration(res.Connect.Min) * time.Microsecond; min < wait {

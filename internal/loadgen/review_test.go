@@ -131,10 +131,17 @@ func TestKeepAliveBadStatus(t *testing.T) {
 // (with its stream ID and the index of the request on the connection),
 // after the preface and SETTINGS; it returns when the client closes.
 func h2FramedServer(c net.Conn, answer func(fr *http2.Framer, id uint32, i int)) {
+	h2FramedServerAfter(c, 0, answer)
+}
+
+// h2FramedServerAfter is h2FramedServer sending its SETTINGS wait after
+// the client's preface.
+func h2FramedServerAfter(c net.Conn, wait time.Duration, answer func(fr *http2.Framer, id uint32, i int)) {
 	pre := make([]byte, len(http2.ClientPreface))
 	if _, err := io.ReadFull(c, pre); err != nil {
 		return
 	}
+	time.Sleep(wait)
 	fr := http2.NewFramer(c, c)
 	fr.WriteSettings()
 	for i := 0; ; {
@@ -231,27 +238,7 @@ func TestH2CGoAway(t *testing.T) {
 // answers every request with an empty 200.
 func slowSettingsH2(wait time.Duration) func(net.Conn) {
 	return func(c net.Conn) {
-		pre := make([]byte, len(http2.ClientPreface))
-		if _, err := io.ReadFull(c, pre); err != nil {
-			return
-		}
-		time.Sleep(wait)
-		fr := http2.NewFramer(c, c)
-		fr.WriteSettings()
-		for {
-			f, err := fr.ReadFrame()
-			if err != nil {
-				return
-			}
-			switch f := f.(type) {
-			case *http2.SettingsFrame:
-				if !f.IsAck() {
-					fr.WriteSettingsAck()
-				}
-			case *http2.HeadersFrame:
-				fr.WriteHeaders(http2.HeadersFrameParam{StreamID: f.StreamID, BlockFragment: []byte{0x88}, EndStream: true, EndHeaders: true})
-			}
-		}
+		h2FramedServerAfter(c, wait, func(fr *http2.Framer, id uint32, _ int) { h2OK(fr, id) })
 	}
 }
 
