@@ -14,6 +14,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	countBufs = true
 	goleak.VerifyTestMain(m)
 }
 
