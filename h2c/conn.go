@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net"
 	"sync"
+
+	"github.com/portmux/portmux/internal/h2frame"
 )
 
 // errPreface ends an upgraded connection whose client did not send the
@@ -56,7 +58,7 @@ func (c *upgradedConn) Read(p []byte) (int, error) {
 func (c *upgradedConn) start() {
 	buf := c.pre
 	c.pre, c.started = nil, true
-	head := len(clientPreface) + frameHeaderLen
+	head := len(h2frame.ClientPreface) + h2frame.HeaderLen
 	read := func(n int) error {
 		for len(buf) < n {
 			if cap(buf) < n {
@@ -73,31 +75,31 @@ func (c *upgradedConn) start() {
 		return nil
 	}
 	fail := func(code uint32) {
-		c.Conn.Write(goAwayFrame(code))
+		c.Conn.Write(h2frame.AppendGoAway(nil, 0, code))
 		// As a read error, so that net/http closes without a word; any
 		// other error it answers with an HTTP/1.1 400.
 		c.err = &net.OpError{Op: "read", Net: "tcp", Addr: c.Conn.RemoteAddr(), Err: errPreface}
 	}
-	if err := read(len(clientPreface)); err != nil {
+	if err := read(len(h2frame.ClientPreface)); err != nil {
 		c.err = err
 		return
 	}
-	if string(buf[:len(clientPreface)]) != clientPreface {
-		fail(errCodeProtocol)
+	if string(buf[:len(h2frame.ClientPreface)]) != h2frame.ClientPreface {
+		fail(h2frame.CodeProtocol)
 		return
 	}
 	if err := read(head); err != nil {
 		c.err = err
 		return
 	}
-	h := buf[len(clientPreface):head]
+	h := buf[len(h2frame.ClientPreface):head]
 	size := int(h[0])<<16 | int(h[1])<<8 | int(h[2])
 	switch {
-	case h[3] != frameSettings || h[4]&flagAck != 0 || binary.BigEndian.Uint32(h[5:])&(1<<31-1) != 0:
-		fail(errCodeProtocol)
+	case h[3] != h2frame.TypeSettings || h[4]&h2frame.FlagAck != 0 || binary.BigEndian.Uint32(h[5:])&(1<<31-1) != 0:
+		fail(h2frame.CodeProtocol)
 		return
-	case size%6 != 0 || size > maxFrame:
-		fail(errCodeFrameSize)
+	case size%6 != 0 || size > h2frame.InitialMaxFrameSize:
+		fail(h2frame.CodeFrameSize)
 		return
 	}
 	if err := read(head + size); err != nil {
@@ -107,9 +109,9 @@ func (c *upgradedConn) start() {
 	own := buf[head : head+size]
 	first := mergeSettings(c.settings, own)
 	merged := len(first) + size
-	out := make([]byte, 0, len(clientPreface)+frameHeaderLen+merged+len(c.stream1)+len(buf)-head-size)
-	out = append(out, clientPreface...)
-	out = append(out, byte(merged>>16), byte(merged>>8), byte(merged), frameSettings, 0, 0, 0, 0, 0)
+	out := make([]byte, 0, len(h2frame.ClientPreface)+h2frame.HeaderLen+merged+len(c.stream1)+len(buf)-head-size)
+	out = append(out, h2frame.ClientPreface...)
+	out = append(out, byte(merged>>16), byte(merged>>8), byte(merged), h2frame.TypeSettings, 0, 0, 0, 0, 0)
 	out = append(out, first...)
 	out = append(out, own...)
 	out = append(out, c.stream1...)

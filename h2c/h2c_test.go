@@ -21,6 +21,7 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
+	"github.com/portmux/portmux/internal/h2frame"
 	"github.com/portmux/portmux/internal/testtool"
 	"github.com/portmux/portmux/mux"
 )
@@ -296,7 +297,7 @@ func dialH2(t *testing.T, addr string, upgrade bool, upgradeSettings []byte, own
 			t.Fatalf("upgrade answered %s, Upgrade %q", resp.Status, resp.Header.Get("Upgrade"))
 		}
 	}
-	io.WriteString(nc, clientPreface)
+	io.WriteString(nc, h2frame.ClientPreface)
 	c.fr = http2.NewFramer(nc, c.br)
 	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	if err := c.fr.WriteSettings(own...); err != nil {
@@ -416,7 +417,7 @@ func TestUpgradeEarlyPreface(t *testing.T) {
 	nc.SetDeadline(time.Now().Add(10 * time.Second))
 	var buf strings.Builder
 	buf.WriteString("POST /early HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: \r\n\r\nhello")
-	buf.WriteString(clientPreface)
+	buf.WriteString(h2frame.ClientPreface)
 	var frames strings.Builder
 	fr := http2.NewFramer(&frames, nil)
 	fr.WriteSettings()

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portmux/portmux/internal/h2frame"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
@@ -44,7 +45,7 @@ func rawUpgrade(t *testing.T, addr, req string) (net.Conn, *bufio.Reader) {
 // and body.
 func readStream1(t *testing.T, nc net.Conn, br *bufio.Reader) (status, body string) {
 	t.Helper()
-	io.WriteString(nc, clientPreface)
+	io.WriteString(nc, h2frame.ClientPreface)
 	fr := http2.NewFramer(nc, br)
 	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	fr.WriteSettings()

@@ -18,6 +18,8 @@ import (
 
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/portmux/portmux/internal/h2frame"
 )
 
 // Errors that make an upgrade request a 400 Bad Request.
@@ -33,29 +35,6 @@ var (
 // maxSettings bounds the settings in HTTP2-Settings; RFC 9113 defines
 // seven, so a client has no reason to send more than a few.
 const maxSettings = 64
-
-// Frame types and flags used here (RFC 9113 §6).
-const (
-	frameHeaders      = 0x1
-	frameSettings     = 0x4
-	frameGoAway       = 0x7
-	frameContinuation = 0x9
-
-	errCodeNo        = 0x0
-	errCodeProtocol  = 0x1
-	errCodeFrameSize = 0x6
-
-	flagEndStream  = 0x1
-	flagAck        = 0x1
-	flagEndHeaders = 0x4
-
-	frameHeaderLen = 9
-	// maxFrame is the frame size every HTTP/2 peer accepts before settings
-	// say otherwise (SETTINGS_MAX_FRAME_SIZE's initial value).
-	maxFrame = 1 << 14
-)
-
-const clientPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 // upgrader wraps the http.Server's Handler: it takes "Upgrade: h2c"
 // requests and passes every other request on.
@@ -141,7 +120,7 @@ func (u *upgrader) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Shutdown began after the 101: stream 1 was not processed, which
 		// GOAWAY with last stream 0 tells the client (RFC 9113 §6.8).
 		conn.SetWriteDeadline(time.Now().Add(u.s.upgradeTimeout()))
-		conn.Write(goAwayFrame(errCodeNo))
+		conn.Write(h2frame.AppendGoAway(nil, 0, h2frame.CodeNo))
 		uc.Close()
 	}
 }
@@ -316,39 +295,26 @@ func requestHeaders(r *http.Request, token string) []byte {
 		field("te", "trailers")
 	}
 	field(strings.ToLower(bodyMarker), token)
-	return appendHeaderBlock(nil, flagEndStream, block.Bytes())
+	return appendHeaderBlock(nil, h2frame.FlagEndStream, block.Bytes())
 }
 
 // appendHeaderBlock appends a HEADERS frame on stream 1 carrying block,
 // with CONTINUATION frames for what does not fit in one frame.
 func appendHeaderBlock(out []byte, flags byte, block []byte) []byte {
-	typ := byte(frameHeaders)
+	typ := byte(h2frame.TypeHeaders)
 	for {
-		n := min(len(block), maxFrame)
+		n := min(len(block), h2frame.InitialMaxFrameSize)
 		f := flags
 		if n == len(block) {
-			f |= flagEndHeaders
+			f |= h2frame.FlagEndHeaders
 		}
-		out = appendFrame(out, typ, f, 1, block[:n])
+		out = h2frame.Append(out, typ, f, 1, block[:n])
 		block = block[n:]
 		if len(block) == 0 {
 			return out
 		}
-		typ, flags = frameContinuation, 0
+		typ, flags = h2frame.TypeContinuation, 0
 	}
-}
-
-// goAwayFrame is a GOAWAY with last stream 0: nothing was processed.
-func goAwayFrame(code uint32) []byte {
-	return appendFrame(nil, frameGoAway, 0, 0, binary.BigEndian.AppendUint32(make([]byte, 4, 8), code))
-}
-
-// appendFrame appends one frame (RFC 9113 §4.1).
-func appendFrame(out []byte, typ, flags byte, stream uint32, payload []byte) []byte {
-	n := len(payload)
-	out = append(out, byte(n>>16), byte(n>>8), byte(n), typ, flags)
-	out = binary.BigEndian.AppendUint32(out, stream&(1<<31-1))
-	return append(out, payload...)
 }
 
 // connectionOptions returns the lower-case field names that Connection

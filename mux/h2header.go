@@ -7,7 +7,7 @@ import (
 
 	"golang.org/x/net/http2/hpack"
 
-	"github.com/portmux/portmux/internal/ascii"
+	"github.com/portmux/portmux/internal/h2frame"
 	"github.com/portmux/portmux/sniff"
 )
 
@@ -24,7 +24,7 @@ const maxHeaderString = 8 << 10
 func GRPC() Matcher {
 	return http2Header("content-type", func(v string) bool {
 		const ct = "application/grpc"
-		if len(v) < len(ct) || !ascii.EqualFold([]byte(v[:len(ct)]), ct) {
+		if len(v) < len(ct) || !sniff.EqualFold([]byte(v[:len(ct)]), ct) {
 			return false
 		}
 		return len(v) == len(ct) || v[len(ct)] == '+' || v[len(ct)] == ';'
@@ -52,7 +52,7 @@ func GRPC() Matcher {
 func HTTP2HeaderField(name, prefix string) Matcher {
 	prefix = strings.ToLower(prefix)
 	return http2Header(name, func(v string) bool {
-		return len(v) >= len(prefix) && ascii.EqualFold([]byte(v[:len(prefix)]), prefix)
+		return len(v) >= len(prefix) && sniff.EqualFold([]byte(v[:len(prefix)]), prefix)
 	})
 }
 
@@ -90,24 +90,24 @@ func http2Header(name string, ok func(value string) bool) Matcher {
 // and no HEADERS frame has begun: the client may be waiting for the
 // server's SETTINGS.
 func firstHeaderBlock(b []byte) (block []byte, v sniff.Verdict, settled bool) {
-	f, rest, ok := sniff.NextHTTP2Frame(b)
+	f, rest, ok := h2frame.Next(b)
 	if !ok {
 		return nil, sniff.NeedMore, false
 	}
-	if f.Type != sniff.FrameSettings || f.Flags&sniff.FlagAck != 0 || f.Stream != 0 {
+	if f.Type != h2frame.TypeSettings || f.Flags&h2frame.FlagAck != 0 || f.Stream != 0 {
 		return nil, sniff.NoMatch, false
 	}
 	for {
-		if len(rest) >= 4 && rest[3] == sniff.FrameHeaders {
+		if len(rest) >= 4 && rest[3] == h2frame.TypeHeaders {
 			break
 		}
-		f, rest, ok = sniff.NextHTTP2Frame(rest)
+		f, rest, ok = h2frame.Next(rest)
 		if !ok {
 			// Settled only between frames: a partial one is on its way.
 			return nil, sniff.NeedMore, len(rest) == 0
 		}
 	}
-	f, rest, ok = sniff.NextHTTP2Frame(rest)
+	f, rest, ok = h2frame.Next(rest)
 	if !ok {
 		return nil, sniff.NeedMore, false
 	}
@@ -115,7 +115,7 @@ func firstHeaderBlock(b []byte) (block []byte, v sniff.Verdict, settled bool) {
 	if !ok || f.Stream == 0 {
 		return nil, sniff.NoMatch, false
 	}
-	if f.Flags&sniff.FlagEndHeaders != 0 {
+	if f.Flags&h2frame.FlagEndHeaders != 0 {
 		return block, sniff.Match, false
 	}
 	// CONTINUATION frames of the same stream, and nothing else, follow
@@ -123,22 +123,22 @@ func firstHeaderBlock(b []byte) (block []byte, v sniff.Verdict, settled bool) {
 	stream := f.Stream
 	joined := append([]byte(nil), block...)
 	for {
-		f, rest, ok = sniff.NextHTTP2Frame(rest)
+		f, rest, ok = h2frame.Next(rest)
 		if !ok {
 			return nil, sniff.NeedMore, false
 		}
-		if f.Type != sniff.FrameContinuation || f.Stream != stream {
+		if f.Type != h2frame.TypeContinuation || f.Stream != stream {
 			return nil, sniff.NoMatch, false
 		}
 		joined = append(joined, f.Payload...)
-		if f.Flags&sniff.FlagEndHeaders != 0 {
+		if f.Flags&h2frame.FlagEndHeaders != 0 {
 			return joined, sniff.Match, false
 		}
 	}
 }
 
 // emptySettings is the server preface the mux sends for HTTP2HeaderField.
-var emptySettings = []byte{0, 0, 0, sniff.FrameSettings, 0, 0, 0, 0, 0}
+var emptySettings = h2frame.Append(nil, h2frame.TypeSettings, 0, 0, nil)
 
 // sendSettings writes the empty SETTINGS frame, within the sniff deadline.
 func sendSettings(c net.Conn, deadline time.Time) error {
@@ -154,11 +154,11 @@ func sendSettings(c net.Conn, deadline time.Time) error {
 func findSettingsAck(b []byte, off int) (at int, empty, found bool) {
 	rest := b[off+len(sniff.Preface):]
 	for {
-		f, next, ok := sniff.NextHTTP2Frame(rest)
+		f, next, ok := h2frame.Next(rest)
 		if !ok {
 			return 0, false, false
 		}
-		if f.Type == sniff.FrameSettings && f.Flags&sniff.FlagAck != 0 {
+		if f.Type == h2frame.TypeSettings && f.Flags&h2frame.FlagAck != 0 {
 			return len(b) - len(rest), len(f.Payload) == 0, true
 		}
 		rest = next
@@ -179,8 +179,8 @@ func dropSettingsAck(b []byte, off int) (out []byte, found bool) {
 // goAwaySettingsTimeout and goAwayNoError are GOAWAY frames, last stream
 // 0, with SETTINGS_TIMEOUT and NO_ERROR (RFC 9113 §6.8, §7).
 var (
-	goAwaySettingsTimeout = []byte{0, 0, 8, 0x7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x4}
-	goAwayNoError         = []byte{0, 0, 8, 0x7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x0}
+	goAwaySettingsTimeout = h2frame.AppendGoAway(nil, 0, h2frame.CodeSettingsTimeout)
+	goAwayNoError         = h2frame.AppendGoAway(nil, 0, h2frame.CodeNo)
 )
 
 func sendGoAway(c net.Conn, deadline time.Time, frame []byte) {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"strings"
 
-	"github.com/portmux/portmux/internal/ascii"
 	"github.com/portmux/portmux/sniff"
 )
 
@@ -155,12 +154,12 @@ func ServerName(names ...string) Matcher {
 func matchServerName(sni []byte, pattern string) bool {
 	if suffix, ok := strings.CutPrefix(pattern, "*"); ok {
 		// "*.example.com": one non-empty label, then the suffix.
-		if len(sni) <= len(suffix) || !ascii.EqualFold(sni[len(sni)-len(suffix):], suffix) {
+		if len(sni) <= len(suffix) || !sniff.EqualFold(sni[len(sni)-len(suffix):], suffix) {
 			return false
 		}
 		return bytes.IndexByte(sni[:len(sni)-len(suffix)], '.') < 0
 	}
-	return ascii.EqualFold(sni, pattern)
+	return sniff.EqualFold(sni, pattern)
 }
 
 // ALPN matches a TLS ClientHello that offers any of protos (RFC 7301).

@@ -26,14 +26,18 @@ func lower(c byte) byte {
 	return c
 }
 
-// equalFold reports whether b equals the lower-case ASCII string s, ignoring
-// ASCII case in b. It does not allocate.
-func equalFold(b []byte, s string) bool {
+// EqualFold reports whether b and s are equal under ASCII case folding:
+// the letters A-Z and a-z match their other case, every other byte only
+// itself. Unlike bytes.EqualFold it applies no Unicode folding, so no
+// multi-byte sequence matches a letter (the Kelvin sign is not "k"): what
+// a route compares a host name or token with is what a backend will read.
+// It does not allocate.
+func EqualFold(b []byte, s string) bool {
 	if len(b) != len(s) {
 		return false
 	}
-	for i := 0; i < len(b); i++ {
-		if lower(b[i]) != s[i] {
+	for i := range len(b) {
+		if lower(b[i]) != lower(s[i]) {
 			return false
 		}
 	}

@@ -114,10 +114,10 @@ func (h *HTTP1Head) UpgradeTo(token string) bool {
 
 func tokenMatches(t []byte, token string) bool {
 	if len(t) == len(token) {
-		return equalFoldBytes(t, token)
+		return EqualFold(t, token)
 	}
 	// "websocket" against "websocket/13".
-	return len(t) > len(token) && t[len(token)] == '/' && equalFoldBytes(t[:len(token)], token) &&
+	return len(t) > len(token) && t[len(token)] == '/' && EqualFold(t[:len(token)], token) &&
 		!containsSlash(token)
 }
 
@@ -167,7 +167,7 @@ func (h *HTTP1Head) Header(name string) ([]byte, bool) {
 		for line[colon] != ':' {
 			colon++
 		}
-		if len(line[:colon]) == len(name) && equalFoldBytes(line[:colon], name) {
+		if len(line[:colon]) == len(name) && EqualFold(line[:colon], name) {
 			return trimOWS(line[colon+1:]), true
 		}
 		i = end + 1
@@ -180,16 +180,6 @@ func indexLF(b []byte, i int) int {
 		i++
 	}
 	return i
-}
-
-// equalFoldBytes compares b and s without regard to ASCII case in either.
-func equalFoldBytes(b []byte, s string) bool {
-	for i := range len(b) {
-		if lower(b[i]) != lower(s[i]) {
-			return false
-		}
-	}
-	return true
 }
 
 // isWebSocketKey reports whether k is base64 for 16 bytes: 22 characters of
@@ -441,12 +431,12 @@ var (
 func (h *HTTP1Head) field(name, value []byte) error {
 	switch len(name) {
 	case 4:
-		if equalFold(name, "host") {
+		if EqualFold(name, "host") {
 			h.Host = value
 			h.nHost++
 		}
 	case 7:
-		if equalFold(name, "upgrade") {
+		if EqualFold(name, "upgrade") {
 			return h.upgradeList(value)
 		}
 	case 10:
@@ -455,9 +445,9 @@ func (h *HTTP1Head) field(name, value []byte) error {
 				var opt []byte
 				opt, rest = nextListElem(rest)
 				switch {
-				case equalFold(opt, "upgrade"):
+				case EqualFold(opt, "upgrade"):
 					h.Conn |= ConnUpgrade
-				case equalFold(opt, "close"):
+				case EqualFold(opt, "close"):
 					h.Conn |= ConnClose
 				case equalFoldWords(opt, &nameKeepAlive):
 					h.Conn |= ConnKeepAlive

@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/portmux/portmux/internal/ascii"
+	"github.com/portmux/portmux/sniff"
 )
 
 // Limits of the HTTP/1 response reader.
@@ -444,7 +444,7 @@ func parseRespHead(b []byte, h *respHead, tokens []string) error {
 			return err
 		}
 		switch {
-		case ascii.EqualFold(name, "content-length"):
+		case sniff.EqualFold(name, "content-length"):
 			// The same value repeated, in a list or on several lines,
 			// is that value (RFC 9110 §8.6); different ones are not.
 			for v := range bytes.SplitSeq(value, []byte(",")) {
@@ -454,7 +454,7 @@ func parseRespHead(b []byte, h *respHead, tokens []string) error {
 				}
 				h.contentLength = n
 			}
-		case ascii.EqualFold(name, "transfer-encoding"):
+		case sniff.EqualFold(name, "transfer-encoding"):
 			// A list, whose lines make one (RFC 9110 §5.3): chunked must
 			// come last, and once (RFC 9112 §7). A response whose last
 			// coding is not chunked runs to the close (§6.3), which is
@@ -468,26 +468,26 @@ func parseRespHead(b []byte, h *respHead, tokens []string) error {
 				if h.chunked {
 					return protoErr("Transfer-Encoding: chunked is not the final coding (%q)", trunc(value))
 				}
-				h.chunked = ascii.EqualFold(t, "chunked")
+				h.chunked = sniff.EqualFold(t, "chunked")
 			}
-		case ascii.EqualFold(name, "connection"):
+		case sniff.EqualFold(name, "connection"):
 			for t := range bytes.SplitSeq(value, []byte(",")) {
 				t = bytes.Trim(t, " \t")
 				switch {
-				case ascii.EqualFold(t, "close"):
+				case sniff.EqualFold(t, "close"):
 					h.connClose = true
-				case ascii.EqualFold(t, "upgrade"):
+				case sniff.EqualFold(t, "upgrade"):
 					h.connUpgrade = true
-				case ascii.EqualFold(t, "keep-alive"):
+				case sniff.EqualFold(t, "keep-alive"):
 					h.connKeepAlive = true
 				}
 			}
-		case ascii.EqualFold(name, "upgrade"):
+		case sniff.EqualFold(name, "upgrade"):
 			h.upgradeSeen = true
 			for t := range bytes.SplitSeq(value, []byte(",")) {
 				t = bytes.Trim(t, " \t")
 				for k, want := range tokens {
-					if ascii.EqualFold(t, want) {
+					if sniff.EqualFold(t, want) {
 						h.upgradeFound |= 1 << k
 					}
 				}

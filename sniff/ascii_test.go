@@ -1,13 +1,14 @@
-package ascii
+package sniff
 
 import "testing"
 
 func TestEqualFold(t *testing.T) {
 	for _, tc := range []struct {
-		b, lower string
-		want     bool
+		b, s string
+		want bool
 	}{
 		{"Content-Length", "content-length", true},
+		{"content-length", "Content-Length", true},
 		{"CONTENT-LENGTH", "content-length", true},
 		{"content-length", "content-length", true},
 		{"content-lengt", "content-length", false},
@@ -16,9 +17,10 @@ func TestEqualFold(t *testing.T) {
 		{"[", "{", false}, // '[' is 'Z'+1, not a letter
 		{"@", "`", false}, // '@' is 'A'-1
 		{"\xc4", "\xe4", false},
+		{"\xe2\x84\xaa", "k", false}, // the Kelvin sign, which Unicode folds to k
 	} {
-		if got := EqualFold([]byte(tc.b), tc.lower); got != tc.want {
-			t.Errorf("EqualFold(%q, %q) = %v; want %v", tc.b, tc.lower, got, tc.want)
+		if got := EqualFold([]byte(tc.b), tc.s); got != tc.want {
+			t.Errorf("EqualFold(%q, %q) = %v; want %v", tc.b, tc.s, got, tc.want)
 		}
 	}
 }
