@@ -9,7 +9,7 @@
 #   embedded.sh   http.Server bare vs behind portmux vs behind cmux:
 #                 connection and keep-alive rates, server CPU per request
 #   daemon.sh     the portmux daemon vs HAProxy vs sslh vs direct
-#   loadtool.sh   portmux bench vs wrk and h2load (the load tool itself)
+#   loadtool.sh   loadgen vs wrk and h2load (the load tool itself)
 #
 # Each part's peers (h2load, wrk, haproxy, sslh, jq) must be installed;
 # outside CI a part whose peer is missing is skipped and the summary says
@@ -21,7 +21,7 @@ out=bench/results
 mkdir -p "$out"
 summary=$out/summary.md
 {
-	echo "# portmux benchmarks: summary"
+	echo "# loadgenmarks: summary"
 	echo
 	echo "Made by \`bench/all.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD)."
 	echo

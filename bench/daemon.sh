@@ -2,7 +2,7 @@
 # daemon.sh compares the portmux daemon with HAProxy and sslh in front of
 # the same backends, and with going direct, on one machine:
 #
-#   conn       a new connection per request (portmux bench -mode http1)
+#   conn       a new connection per request (loadgen -mode http1)
 #   keepalive  requests on kept-alive connections (-mode http1-keepalive)
 #   bulk       one stream of BULK_MIB MiB each way through a TCP echo
 #              (-mode tcp -size BULK_MIB MiB -n 1: one request that
@@ -64,6 +64,7 @@ cleanup() {
 trap cleanup EXIT
 
 go build -o "$tmp/portmux" ./cmd/portmux
+go build -o "$tmp/loadgen" ./bench/cmd/loadgen
 go build -o "$tmp/bareserver" ./bench/bareserver
 "$tmp/bareserver" -addr "127.0.0.1:$web" -echo-addr "127.0.0.1:$echo" 2>"$tmp/backend.log" &
 pids+=($!)
@@ -139,9 +140,9 @@ done
 # bulk.
 run() {
 	case $1 in
-	conn) "$tmp/portmux" bench -json -mode http1 -c "$CONC" -d "${DURATION}s" "http://127.0.0.1:$2/" | jq -r '"\(.connections_per_s) \(.errors) \(.requests)"' ;;
-	keepalive) "$tmp/portmux" bench -json -mode http1-keepalive -c "$CONC" -d "${DURATION}s" "http://127.0.0.1:$2/" | jq -r '"\(.requests_per_s) \(.errors) \(.requests)"' ;;
-	bulk) "$tmp/portmux" bench -json -mode tcp -size $((BULK_MIB << 20)) -c 1 -n 1 -timeout 120s "tcp://127.0.0.1:$2" | jq -r '"\(.received_mb_per_s) \(.errors) \(.received_mb_per_s * .elapsed_s)"' ;;
+	conn) "$tmp/loadgen" -json -mode http1 -c "$CONC" -d "${DURATION}s" "http://127.0.0.1:$2/" | jq -r '"\(.connections_per_s) \(.errors) \(.requests)"' ;;
+	keepalive) "$tmp/loadgen" -json -mode http1-keepalive -c "$CONC" -d "${DURATION}s" "http://127.0.0.1:$2/" | jq -r '"\(.requests_per_s) \(.errors) \(.requests)"' ;;
+	bulk) "$tmp/loadgen" -json -mode tcp -size $((BULK_MIB << 20)) -c 1 -n 1 -timeout 120s "tcp://127.0.0.1:$2" | jq -r '"\(.received_mb_per_s) \(.errors) \(.received_mb_per_s * .elapsed_s)"' ;;
 	esac
 }
 

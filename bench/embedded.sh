@@ -2,7 +2,7 @@
 # embedded.sh measures portmux as a library: an http.Server on the listener
 # itself (none), behind portmux and behind cmux v0.1.5, each mux with three
 # routes (h2, WebSocket, HTTP/1), in a process of its own
-# (bench/bareserver -mux ...), driven by portmux bench from another:
+# (bench/bareserver -mux ...), driven by loadgen from another:
 #
 #   conn       a new connection per request (-mode http1, Connection: close)
 #   keepalive  requests on kept-alive connections (-mode http1-keepalive)
@@ -38,7 +38,7 @@ cleanup() {
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
-go build -o "$tmp/portmux" ./cmd/portmux
+go build -o "$tmp/loadgen" ./bench/cmd/loadgen
 go build -o "$tmp/bareserver" ./bench/bareserver
 ticks=$(getconf CLK_TCK)
 
@@ -66,7 +66,7 @@ for i in $(seq "$ROUNDS"); do
 			mode=http1
 			[[ $test == keepalive ]] && mode=http1-keepalive
 			t0=$(cputicks "$server")
-			read -r rate reqs errs < <("$tmp/portmux" bench -json -mode "$mode" -c "$CONC" -d "${DURATION}s" "http://127.0.0.1:$PORT/" | jq -r '"\(.requests_per_s) \(.requests) \(.errors)"')
+			read -r rate reqs errs < <("$tmp/loadgen" -json -mode "$mode" -c "$CONC" -d "${DURATION}s" "http://127.0.0.1:$PORT/" | jq -r '"\(.requests_per_s) \(.requests) \(.errors)"')
 			t1=$(cputicks "$server")
 			kill "$server"
 			wait "$server" 2>/dev/null || true

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# loadtool.sh checks that "portmux bench" is not the bottleneck: against
+# loadtool.sh checks that "loadgen" is not the bottleneck: against
 # the same bare net/http server (bench/bareserver), it measures what
-# `portmux bench` reaches next to the reference tool for each comparison:
+# `loadgen` reaches next to the reference tool for each comparison:
 #
 #   http1      a new connection per request: wrk -H 'Connection: close'
-#              vs portmux bench -mode http1 (the issue's bar: >= 0.95x)
+#              vs loadgen -mode http1 (the issue's bar: >= 0.95x)
 #   keepalive  requests on kept-alive connections: wrk vs -mode http1-keepalive
 #   h2c        HTTP/2 prior knowledge, 4 connections x 25 streams: h2load
 #              vs -mode h2c
@@ -47,7 +47,7 @@ for tool in wrk h2load jq curl; do
 done
 
 tmp=$(mktemp -d)
-go build -o "$tmp/portmux" ./cmd/portmux
+go build -o "$tmp/loadgen" ./bench/cmd/loadgen
 go build -o "$tmp/bareserver" ./bench/bareserver
 "$tmp/bareserver" -addr "127.0.0.1:$PORT" -h2c-addr "127.0.0.1:$((PORT + 1))" 2>"$tmp/server.log" &
 server=$!
@@ -76,7 +76,7 @@ reference() {
 	esac
 }
 
-# ours prints "rate errors requests" for one run of portmux bench.
+# ours prints "rate errors requests" for one run of loadgen.
 ours() {
 	local args
 	case $1 in
@@ -84,7 +84,7 @@ ours() {
 	keepalive) args=(-mode http1-keepalive -c "$CONC" "$url") ;;
 	h2c) args=(-mode h2c -c "$H2C_CONNS" -streams "$H2C_STREAMS" "$h2url") ;;
 	esac
-	/usr/bin/time -f '%U %S' -o "$tmp/cpu" "$tmp/portmux" bench -d "${DURATION}s" -json "${args[@]}" | jq -r '"\(.requests_per_s) \(.errors) \(.requests)"'
+	/usr/bin/time -f '%U %S' -o "$tmp/cpu" "$tmp/loadgen" -d "${DURATION}s" -json "${args[@]}" | jq -r '"\(.requests_per_s) \(.errors) \(.requests)"'
 }
 
 # cpu prints the last run's user+system CPU per request, in µs.
@@ -101,7 +101,7 @@ for i in $(seq "$ROUNDS"); do
 		echo "cmp=$cmp round=$i tool=reference rate=$rate errors=$errs cpu_us=$(cpu "$n")" >>"$raw"
 		sleep 1
 		read -r rate errs n < <(ours "$cmp")
-		echo "cmp=$cmp round=$i tool=portmux rate=$rate errors=$errs cpu_us=$(cpu "$n")" >>"$raw"
+		echo "cmp=$cmp round=$i tool=loadgen rate=$rate errors=$errs cpu_us=$(cpu "$n")" >>"$raw"
 		sleep 1
 	done
 done
@@ -130,7 +130,7 @@ summary() {
 
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 {
-	echo "# portmux bench vs wrk and h2load"
+	echo "# loadgen vs wrk and h2load"
 	echo
 	echo "| machine | |"
 	echo "|---|---|"
@@ -140,7 +140,7 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 	echo "| wrk, h2load | $(wrk -v 2>&1 | head -1 | cut -d' ' -f2), $(h2load --version 2>&1 | head -1 | awk '{ print $2 }') |"
 	echo "| date | $(date -u '+%Y-%m-%d %H:%M UTC') |"
 	echo "| commit | $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!bench/results' 2>/dev/null || echo ' (with uncommitted changes)') |"
-	echo "| run | $ROUNDS interleaved rounds (reference tool, then portmux bench), ${DURATION} s each; ${elapsed} s |"
+	echo "| run | $ROUNDS interleaved rounds (reference tool, then loadgen), ${DURATION} s each; ${elapsed} s |"
 	echo
 	echo "Target: bench/bareserver, a bare net/http server on 127.0.0.1 (h2c on its"
 	echo "own port). Client and server share the machine's cores, so the less CPU a"
@@ -151,7 +151,7 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 	echo "cost that the shared cores make into the rate (it includes the kernel's work"
 	echo "for the client's sockets, and on loopback some of the server's)."
 	echo
-	echo "| comparison | reference | requests/s, median (min–max) | portmux bench | requests/s, median (min–max) | ratio of medians | per-round ratio, median (min–max) | client CPU µs/request, reference / portmux (medians) | runs with errors |"
+	echo "| comparison | reference | requests/s, median (min–max) | loadgen | requests/s, median (min–max) | ratio of medians | per-round ratio, median (min–max) | client CPU µs/request, reference / loadgen (medians) | runs with errors |"
 	echo "|---|---|--:|---|--:|--:|--:|--:|--:|"
 	for cmp in $COMPARE; do
 		case $cmp in

@@ -79,7 +79,7 @@ elapsed=$(cat "$out/latest-elapsed.txt" 2>/dev/null || echo '?')
 # Markdown: medians of each metric per variant, and ratios.
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 {
-	echo "# portmux benchmarks"
+	echo "# loadgenmarks"
 	echo
 	echo "| machine | |"
 	echo "|---|---|"

@@ -21,11 +21,6 @@
 // closing them. SIGHUP reloads the file: routes change at once for new
 // connections, sockets that stay in the configuration stay open, and
 // established connections are not touched.
-//
-// "portmux bench [flags] TARGET" is a load generator instead: it drives
-// TARGET over HTTP/1.1, h2c, WebSocket or raw TCP, or checks its 426
-// answers, and reports throughput, latency percentiles and errors by kind;
-// "portmux bench -h" lists its flags.
 package main
 
 import (
@@ -60,9 +55,6 @@ type options struct {
 }
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "bench" {
-		os.Exit(runBench(os.Args[2:]))
-	}
 	var o options
 	flag.StringVar(&o.configPath, "config", "", "YAML configuration `file` (default: the embedded demo configuration)")
 	flag.StringVar(&o.addr, "addr", "", "with the default configuration: address of the multiplexed port (default 127.0.0.1:8080)")
@@ -71,13 +63,12 @@ func main() {
 	check := flag.Bool("check", false, "validate the configuration and exit")
 	showVersion := flag.Bool("version", false, "print the version and exit")
 	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "usage: portmux [flags]             serve (the embedded demo, or -config FILE)\n"+
-			"       portmux bench [flags] TARGET  drive load at TARGET (portmux bench -h)\n\nflags:\n")
+		fmt.Fprintf(flag.CommandLine.Output(), "usage: portmux [flags]   serve the embedded demo, or -config FILE\n\nflags:\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
 	if flag.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "portmux: unexpected argument %q (the load tool is \"portmux bench\")\n", flag.Arg(0))
+		fmt.Fprintf(os.Stderr, "portmux: unexpected argument %q (the load tool is go run ./bench/cmd/loadgen)\n", flag.Arg(0))
 		flag.Usage()
 		os.Exit(2)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
+	"github.com/portmux/portmux/bench/loadgen"
 	"github.com/portmux/portmux/internal/testtool"
 )
 
@@ -205,5 +206,23 @@ func TestShutdownWithOpenWebSocket(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("shutdown waited on the open WebSocket")
+	}
+}
+
+// TestDemoUnderLoad drives the demo's ports with the load tool's engine:
+// h2c and the WebSocket echo on the multiplexed port, the 426 on the
+// upgrade-only one.
+func TestDemoUnderLoad(t *testing.T) {
+	addr, up := startDemo(t)
+	for _, cfg := range []loadgen.Config{
+		{Mode: loadgen.H2C, Concurrency: 2, Streams: 3, Target: "http://" + addr + "/proto"},
+		{Mode: loadgen.WS, Concurrency: 2, Size: 1000, Target: "ws://" + addr + "/echo"},
+		{Mode: loadgen.Upgrade426, Concurrency: 2, Target: "http://" + up + "/", UpgradeTokens: []string{"websocket"}},
+	} {
+		cfg.Requests = 20
+		res, err := loadgen.Run(context.Background(), cfg)
+		if err != nil || res.Requests != 20 || res.Errors != 0 {
+			t.Errorf("%s at %s: %d requests, %d errors, %v; want 20 and none", cfg.Mode, cfg.Target, res.Requests, res.Errors, err)
+		}
 	}
 }

@@ -1,3 +1,14 @@
+// Command loadgen drives load at a server and reports its throughput,
+// latency percentiles, connect times, errors by kind and bytes each way:
+// HTTP/1.1 with a connection per request or kept alive, h2c, WebSocket
+// echoes, raw TCP streams through an echo server, and the 426 answers of
+// an upgrade-only port. It measures portmux (bench/*.sh drive it) and any
+// other server; its engine, with the meaning of every figure and JSON
+// field, is package bench/loadgen.
+//
+//	go run ./bench/cmd/loadgen -mode h2c -c 4 -streams 25 http://127.0.0.1:8080/
+//
+// "loadgen -h" lists the modes and flags.
 package main
 
 import (
@@ -13,10 +24,10 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/portmux/portmux/internal/loadgen"
+	"github.com/portmux/portmux/bench/loadgen"
 )
 
-const benchUsage = `usage: portmux bench [flags] TARGET
+const benchUsage = `usage: loadgen [flags] TARGET
 
 Drives TARGET with requests and reports throughput, latency percentiles,
 errors by kind and bytes each way. TARGET is a URL (http://host:port/path,
@@ -47,11 +58,11 @@ for bad usage.
 Flags:
 `
 
-// benchMain runs "portmux bench" with args (after the subcommand) and
+// benchMain runs loadgen with args (without the program name) and
 // returns the exit status: 0 done, 1 the run's requests all failed or an
 // output could not be written, 2 bad usage.
 func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer, isTTY bool) int {
-	fs := flag.NewFlagSet("portmux bench", flag.ContinueOnError)
+	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, benchUsage)
@@ -95,8 +106,8 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer, isT
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	usage := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "portmux bench: "+format+"\n", a...)
-		fmt.Fprintln(stderr, "run 'portmux bench -h' for usage")
+		fmt.Fprintf(stderr, "loadgen: "+format+"\n", a...)
+		fmt.Fprintln(stderr, "run 'loadgen -h' for usage")
 		return 2
 	}
 	switch {
@@ -183,12 +194,12 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer, isT
 		err = res.WriteText(stdout)
 	}
 	if err != nil {
-		fmt.Fprintln(stderr, "portmux bench:", err)
+		fmt.Fprintln(stderr, "loadgen:", err)
 		status = 1
 	}
 	if *svgFile != "" {
 		if err := writeSVG(*svgFile, res); err != nil {
-			fmt.Fprintln(stderr, "portmux bench: -svg:", err)
+			fmt.Fprintln(stderr, "loadgen: -svg:", err)
 			status = 1
 		}
 	}
@@ -212,9 +223,13 @@ func writeSVG(name string, res *loadgen.Result) error {
 	return f.Close()
 }
 
-// runBench is main's path for "portmux bench": stops the run early on
-// SIGINT or SIGTERM (and still reports), and shows progress on a terminal.
-func runBench(args []string) int {
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+// run stops the run early on SIGINT or SIGTERM (and still reports), and
+// shows progress on a terminal.
+func run(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	context.AfterFunc(ctx, stop) // a second SIGINT or SIGTERM ends the process at once

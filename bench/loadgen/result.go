@@ -156,7 +156,7 @@ func summary(h *Histogram) Latency {
 // WriteText writes the result for people to read.
 func (res *Result) WriteText(w io.Writer) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "portmux bench: mode %s, %s, concurrency %d", res.Mode, res.Target, res.Concurrency)
+	fmt.Fprintf(&b, "loadgen: mode %s, %s, concurrency %d", res.Mode, res.Target, res.Concurrency)
 	if res.Mode == H2C {
 		fmt.Fprintf(&b, " connections x %d streams", res.Streams)
 	}

@@ -58,10 +58,10 @@ func TestBenchUsageErrors(t *testing.T) {
 	} {
 		code, out, errs := bench(t, tc.args...)
 		if code != 2 || out != "" || !strings.Contains(errs, tc.want) {
-			t.Errorf("portmux bench %q: exit %d, stdout %q, stderr %q; want 2 and %q", tc.args, code, out, errs, tc.want)
+			t.Errorf("loadgen %q: exit %d, stdout %q, stderr %q; want 2 and %q", tc.args, code, out, errs, tc.want)
 		}
 	}
-	if code, _, errs := bench(t, "-h"); code != 0 || !strings.Contains(errs, "usage: portmux bench") {
+	if code, _, errs := bench(t, "-h"); code != 0 || !strings.Contains(errs, "usage: loadgen") {
 		t.Errorf("-h: exit %d, %q", code, errs)
 	}
 }
@@ -120,33 +120,13 @@ func TestBenchAllFail(t *testing.T) {
 	}
 }
 
-// TestBenchDemo drives the demo's ports: h2c and the WebSocket echo on
-// the multiplexed port, the 426 on the upgrade-only one.
-func TestBenchDemo(t *testing.T) {
-	addr, up := startDemo(t)
-	for _, args := range [][]string{
-		{"-mode", "h2c", "-c", "2", "-streams", "3", "http://" + addr + "/proto"},
-		{"-mode", "ws", "-c", "2", "-size", "1000", "ws://" + addr + "/echo"},
-		{"-mode", "426", "-c", "2", "http://" + up + "/"},
-	} {
-		code, out, errs := bench(t, append(args, "-n", "20", "-json")...)
-		var res struct {
-			Requests uint64 `json:"requests"`
-			Errors   uint64 `json:"errors"`
-		}
-		if code != 0 || json.Unmarshal([]byte(out), &res) != nil || res.Requests != 20 || res.Errors != 0 {
-			t.Errorf("portmux bench %q: exit %d, %+v\n%s%s", args, code, res, out, errs)
-		}
-	}
-}
-
 // TestBenchProgress: -progress rewrites one line on stderr, then clears
 // it, and leaves stdout to the result.
 func TestBenchProgress(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	defer srv.Close()
 	code, out, errs := bench(t, "-progress", "-rate", "200", "-d", "2200ms", srv.URL)
-	if code != 0 || !strings.HasPrefix(out, "portmux bench: mode http1") {
+	if code != 0 || !strings.HasPrefix(out, "loadgen: mode http1") {
 		t.Fatalf("exit %d, stdout %q", code, out)
 	}
 	if !strings.HasPrefix(errs, "\r") || !strings.Contains(errs, "requests/s in the last second\x1b[K") ||

@@ -24,7 +24,7 @@ const (
 // says so.
 func WriteSVG(w io.Writer, res *Result) error {
 	var b bytes.Buffer
-	title := fmt.Sprintf("portmux bench %s %s: %d requests, %.0f/s", res.Mode, res.Target, res.Requests, res.RequestsPerSecond)
+	title := fmt.Sprintf("loadgen %s %s: %d requests, %.0f/s", res.Mode, res.Target, res.Requests, res.RequestsPerSecond)
 	fmt.Fprintf(&b, `<?xml version="1.0" encoding="UTF-8"?>
 <svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %[1]d %[2]d" font-family="sans-serif" font-size="12">
 <title>%s</title>

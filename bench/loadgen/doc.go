@@ -1,4 +1,4 @@
-// Package loadgen is the engine of "portmux bench": it drives a target
+// Package loadgen is the engine of the load tool (bench/cmd/loadgen): it drives a target
 // address with requests of one Mode and measures throughput, latency,
 // errors and bytes.
 //

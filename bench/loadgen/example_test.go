@@ -8,7 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 
-	"github.com/portmux/portmux/internal/loadgen"
+	"github.com/portmux/portmux/bench/loadgen"
 )
 
 // Run a fixed number of requests, each on a new connection, and read the
