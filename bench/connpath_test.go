@@ -122,7 +122,7 @@ func startConnRig(impl string, routes []routeKind, want []byte) (*connRig, error
 		}
 
 	case "portmux":
-		m := mux.New(rig.ln)
+		m := new(mux.Mux)
 		m.SniffTimeout = sniffTimeout
 		for _, r := range routes {
 			var match mux.Matcher
@@ -137,14 +137,14 @@ func startConnRig(impl string, routes []routeKind, want []byte) (*connRig, error
 			consume(m.Listen(routeNames[r], match), r)
 		}
 		served := make(chan error, 1)
-		go func() { served <- m.Serve() }()
+		go func() { served <- m.Serve(rig.ln) }()
 		rig.stop = func() error {
 			close(rig.quit)
 			m.Close()
 			err := <-served
 			wg.Wait()
-			if !errors.Is(err, mux.ErrMuxClosed) {
-				return fmt.Errorf("portmux Serve returned %v; want ErrMuxClosed", err)
+			if !errors.Is(err, mux.ErrClosed) {
+				return fmt.Errorf("portmux Serve returned %v; want ErrClosed", err)
 			}
 			return nil
 		}

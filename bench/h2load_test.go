@@ -45,15 +45,15 @@ func startH2C(impl string) (addr string, stop func() error, err error) {
 	case "bare":
 		wg.Go(func() { srv.Serve(ln) })
 	case "portmux":
-		m := mux.New(ln)
+		m := new(mux.Mux)
 		m.SniffTimeout = sniffTimeout
-		hs := &h2c.Server{Server: srv}
+		hs := &h2c.Server{HTTP: srv}
 		h2 := m.Listen("h2", mux.HTTP2())
 		m.Listen("websocket", mux.WebSocket())
 		h1 := m.Listen("http1", mux.HTTP1())
 		wg.Go(func() { hs.Serve(h2) })
 		wg.Go(func() { hs.Serve(h1) })
-		wg.Go(func() { m.Serve() })
+		wg.Go(func() { m.Serve(ln) })
 		closeMux = func() { m.Close() }
 	case "cmux":
 		m := cmux.New(ln)

@@ -55,7 +55,7 @@ func startLoopback(impl string) (addr string, stop func() error, err error) {
 		serveHTTP(ln)
 		closeMux = func() {}
 	case "portmux":
-		m := mux.New(ln)
+		m := new(mux.Mux)
 		m.SniffTimeout = sniffTimeout
 		m.Listen("h2", mux.HTTP2())
 		m.Listen("websocket", mux.WebSocket())
@@ -63,8 +63,8 @@ func startLoopback(impl string) (addr string, stop func() error, err error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := m.Serve(); !errors.Is(err, mux.ErrMuxClosed) {
-				muxErr = fmt.Errorf("portmux Serve returned %v; want ErrMuxClosed", err)
+			if err := m.Serve(ln); !errors.Is(err, mux.ErrClosed) {
+				muxErr = fmt.Errorf("portmux Serve returned %v; want ErrClosed", err)
 			}
 		}()
 		closeMux = func() { m.Close() }

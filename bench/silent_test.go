@@ -99,13 +99,13 @@ func measureSilent(b *testing.B, impl string) float64 {
 		go func() { defer wg.Done(); srv.Serve(ln) }()
 		stop = func() { srv.Close() }
 	case "portmux":
-		m := mux.New(ln)
+		m := new(mux.Mux)
 		m.SniffTimeout = time.Minute
 		m.Listen("h2", mux.HTTP2())
 		m.Listen("ws", mux.WebSocket())
 		h1 := m.Listen("http1", mux.HTTP1())
 		wg.Add(2)
-		go func() { defer wg.Done(); m.Serve() }()
+		go func() { defer wg.Done(); m.Serve(ln) }()
 		go func() { defer wg.Done(); srv.Serve(h1) }()
 		stop = func() { m.Close(); srv.Close() }
 	case "cmux":

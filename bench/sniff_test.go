@@ -47,8 +47,7 @@ func sniffCases() []sniffCase {
 // sniffPortmux is one route decision as the mux makes it: parse, then ask
 // the route's matcher about the shared result.
 func sniffPortmux(r *sniff.Result, in *mux.Input, buf []byte, m mux.Matcher) sniff.Verdict {
-	r.Parse(buf, 0)
-	*in = mux.Input{Result: r, Bytes: buf[r.Offset:]}
+	*in = mux.NewInput(r, buf, 0, false)
 	return m(in)
 }
 

@@ -9,7 +9,7 @@
 // same Server can serve a mux route of prior-knowledge h2c and a route of
 // HTTP/1.1 at once, and Shutdown drains both:
 //
-//	srv := &h2c.Server{Server: &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}}
+//	srv := &h2c.Server{HTTP: &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}}
 //	go srv.Serve(m.Listen("h2c", mux.HTTP2()))
 //	go srv.Serve(m.Listen("http1", mux.HTTP1()))
 //

@@ -19,9 +19,9 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	m := mux.New(ln)
+	m := new(mux.Mux)
 	srv := &h2c.Server{
-		Server: &http.Server{
+		HTTP: &http.Server{
 			Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				fmt.Fprintf(w, "hello over %s", r.Proto)
 			}),
@@ -33,7 +33,7 @@ func Example() {
 	}
 	go srv.Serve(m.Listen("h2c", mux.HTTP2()))
 	go srv.Serve(m.Listen("http1", mux.HTTP1())) // upgrades arrive here too
-	go m.Serve()
+	go m.Serve(ln)
 
 	var p http.Protocols
 	p.SetUnencryptedHTTP2(true)

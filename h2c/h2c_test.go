@@ -56,7 +56,7 @@ func serve(t testing.TB, srv *Server, upgradeOnly bool) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := mux.New(ln)
+	m := new(mux.Mux)
 	lns := []net.Listener{m.Listen("h2c", mux.HTTP2()), m.Listen("upgrade", mux.Upgrade("h2c"))}
 	if upgradeOnly {
 		m.UpgradeOnly = []string{"h2c"}
@@ -67,7 +67,7 @@ func serve(t testing.TB, srv *Server, upgradeOnly bool) string {
 	for _, l := range lns {
 		wg.Go(func() { srv.Serve(l) })
 	}
-	wg.Go(func() { m.Serve() })
+	wg.Go(func() { m.Serve(ln) })
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -82,7 +82,7 @@ func serve(t testing.TB, srv *Server, upgradeOnly bool) string {
 
 func newServer(upgrade bool) *Server {
 	return &Server{
-		Server:       &http.Server{Handler: http.HandlerFunc(report), ReadHeaderTimeout: 5 * time.Second},
+		HTTP:         &http.Server{Handler: http.HandlerFunc(report), ReadHeaderTimeout: 5 * time.Second},
 		AllowUpgrade: upgrade,
 	}
 }
@@ -125,7 +125,7 @@ func TestOneHandlerBothProtocols(t *testing.T) {
 // connections of both kinds, prior knowledge and upgraded.
 func TestServerSettingsShared(t *testing.T) {
 	srv := newServer(true)
-	srv.Server.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: 7, MaxReadFrameSize: 1 << 15}
+	srv.HTTP.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: 7, MaxReadFrameSize: 1 << 15}
 	addr := serve(t, srv, false)
 	for _, upgrade := range []bool{false, true} {
 		c := dialH2(t, addr, upgrade, nil)
@@ -234,14 +234,14 @@ func TestBadUpgrades(t *testing.T) {
 		status    int
 		body      string
 	}{
-		{"not base64url", head + "Connection: Upgrade, HTTP2-Settings\r\nHTTP2-Settings: AAMAAABk+/\r\n\r\n", 400, ErrSettingsEncoding.Error()},
-		{"repeated", head + "Connection: Upgrade, HTTP2-Settings\r\nHTTP2-Settings: " + good + "\r\nHTTP2-Settings: " + good + "\r\n\r\n", 400, ErrSettingsRepeated.Error()},
-		{"partial setting", head + "Connection: Upgrade, HTTP2-Settings\r\nHTTP2-Settings: AAMAAA\r\n\r\n", 400, ErrSettingsLength.Error()},
+		{"not base64url", head + "Connection: Upgrade, HTTP2-Settings\r\nHTTP2-Settings: AAMAAABk+/\r\n\r\n", 400, errSettingsEncoding.Error()},
+		{"repeated", head + "Connection: Upgrade, HTTP2-Settings\r\nHTTP2-Settings: " + good + "\r\nHTTP2-Settings: " + good + "\r\n\r\n", 400, errSettingsRepeated.Error()},
+		{"partial setting", head + "Connection: Upgrade, HTTP2-Settings\r\nHTTP2-Settings: AAMAAA\r\n\r\n", 400, errSettingsLength.Error()},
 		{"push 2", head + "Connection: Upgrade, HTTP2-Settings\r\nHTTP2-Settings: " + base64.RawURLEncoding.EncodeToString(settingsPayload(http2.SettingEnablePush, 2)) + "\r\n\r\n", 400, "setting 0x2 = 2"},
 		{"connect protocol 2", head + "Connection: Upgrade, HTTP2-Settings\r\nHTTP2-Settings: " + base64.RawURLEncoding.EncodeToString(settingsPayload(0x8, 2)) + "\r\n\r\n", 400, "setting 0x8 = 2"},
 		{"frame size too small", head + "Connection: Upgrade, HTTP2-Settings\r\nHTTP2-Settings: " + base64.RawURLEncoding.EncodeToString(settingsPayload(http2.SettingMaxFrameSize, 100)) + "\r\n\r\n", 400, "setting 0x5 = 100"},
-		{"not a Connection option", head + "Connection: Upgrade\r\nHTTP2-Settings: " + good + "\r\n\r\n", 400, ErrSettingsNotOption.Error()},
-		{"too many", head + "Connection: Upgrade, HTTP2-Settings\r\nHTTP2-Settings: " + strings.Repeat("AAMAAABk", 65) + "\r\n\r\n", 400, ErrSettingsTooMany.Error()},
+		{"not a Connection option", head + "Connection: Upgrade\r\nHTTP2-Settings: " + good + "\r\n\r\n", 400, errSettingsNotOption.Error()},
+		{"too many", head + "Connection: Upgrade, HTTP2-Settings\r\nHTTP2-Settings: " + strings.Repeat("AAMAAABk", 65) + "\r\n\r\n", 400, errSettingsTooMany.Error()},
 		// RFC 7540 §3.2.1: no HTTP2-Settings, no upgrade: plain HTTP/1.1.
 		{"no HTTP2-Settings", head + "Connection: Upgrade\r\n\r\n", 200, "HTTP/1.1 GET / 0"},
 		// RFC 9110 §7.8: Upgrade without the Connection option is no upgrade.
@@ -329,7 +329,7 @@ func (c *h2Conn) serverSettings(t *testing.T) map[http2.SettingID]uint32 {
 func TestUpgradeFrames(t *testing.T) {
 	const size = 3000
 	big := strings.Repeat("b", size)
-	srv := &Server{Server: &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := &Server{HTTP: &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Proto", r.Proto)
 		io.WriteString(w, big)
 	})}, AllowUpgrade: true}
@@ -517,23 +517,23 @@ func TestH2load(t *testing.T) {
 func TestShutdownCompletesStreams(t *testing.T) {
 	entered := make(chan struct{}, 16)
 	release := make(chan struct{})
-	srv := &Server{Server: &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := &Server{HTTP: &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		entered <- struct{}{}
 		<-release
 		io.WriteString(w, "done "+r.Proto)
 	})}, AllowUpgrade: true}
 	shutStarted := make(chan struct{})
-	srv.Server.RegisterOnShutdown(func() { close(shutStarted) })
+	srv.HTTP.RegisterOnShutdown(func() { close(shutStarted) })
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := mux.New(ln)
+	m := new(mux.Mux)
 	h2, h1 := m.Listen("h2c", mux.HTTP2()), m.Listen("http1", mux.HTTP1())
 	var wg sync.WaitGroup
 	wg.Go(func() { srv.Serve(h2) })
 	wg.Go(func() { srv.Serve(h1) })
-	wg.Go(func() { m.Serve() })
+	wg.Go(func() { m.Serve(ln) })
 	defer func() { m.Close(); wg.Wait() }()
 	url := "http://" + ln.Addr().String() + "/"
 

@@ -89,7 +89,7 @@ func TestH2spec(t *testing.T) {
 	var wg sync.WaitGroup
 	wg.Go(func() { bare.Serve(ln) })
 	defer func() { bare.Close(); wg.Wait() }()
-	muxed := serve(t, &Server{Server: &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}}, false)
+	muxed := serve(t, &Server{HTTP: &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}}, false)
 	// Not behind GRPC(): h2spec waits for the ACK of its own SETTINGS
 	// before it sends a request, which no server sends before the mux
 	// has routed the connection (see mux.HTTP2HeaderField).

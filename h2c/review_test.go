@@ -83,7 +83,7 @@ const upgradeHeaders = "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nH
 // every shape; the body is no DATA on the wire, so flow-control windows
 // do not bound it (a 40 KiB body above a 16 KiB stream window).
 func TestUpgradeShapes(t *testing.T) {
-	srv := &Server{Server: &http.Server{
+	srv := &Server{HTTP: &http.Server{
 		ReadHeaderTimeout: 5 * time.Second,
 		HTTP2:             &http.HTTP2Config{MaxReceiveBufferPerStream: 16 << 10},
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -138,7 +138,7 @@ func TestHTTP1After101(t *testing.T) {
 // TestSilentAfter101: a client that goes quiet inside the preface is
 // dropped after UpgradeTimeout even with no server timeouts set.
 func TestSilentAfter101(t *testing.T) {
-	srv := &Server{Server: &http.Server{Handler: http.HandlerFunc(report)}, AllowUpgrade: true, UpgradeTimeout: 200 * time.Millisecond}
+	srv := &Server{HTTP: &http.Server{Handler: http.HandlerFunc(report)}, AllowUpgrade: true, UpgradeTimeout: 200 * time.Millisecond}
 	addr := serve(t, srv, false)
 	nc, br := rawUpgrade(t, addr, "GET / HTTP/1.1\r\nHost: x\r\n"+upgradeHeaders+"\r\n")
 	io.WriteString(nc, "PRI * HTTP/2.0\r\n") // part of the preface, then silence

@@ -15,15 +15,15 @@ const (
 	DefaultUpgradeTimeout      = 10 * time.Second
 )
 
-// ErrNoServer is returned by Serve when Server.Server is nil.
-var ErrNoServer = errors.New("h2c: Server.Server is nil")
+// ErrNoServer is returned by Serve when Server.HTTP is nil.
+var ErrNoServer = errors.New("h2c: Server.HTTP is nil")
 
 // Server serves one http.Server over HTTP/1.1 and cleartext HTTP/2 on any
 // number of listeners. Set its fields before the first Serve and do not
-// change them, or those of Server.Server, after. Its methods are safe for
+// change them, or those of its HTTP server, after. Its methods are safe for
 // concurrent use.
 type Server struct {
-	// Server is the HTTP server shared by every listener: its Handler,
+	// HTTP is the HTTP server shared by every listener: its Handler,
 	// timeouts, MaxHeaderBytes, HTTP2 config, ConnState, ErrorLog and
 	// contexts apply to both protocols. Required.
 	//
@@ -31,7 +31,7 @@ type Server struct {
 	// HTTP/1 when Protocols is nil), and, with AllowUpgrade, wraps its
 	// Handler to take the upgrade. Upgraded connections are served by this
 	// same http.Server, so its Shutdown and Close cover them.
-	Server *http.Server
+	HTTP *http.Server
 
 	// AllowUpgrade turns on "Upgrade: h2c" (RFC 7540 §3.2). Off by default:
 	// RFC 9113 deprecates it and it is the vector of h2c smuggling through
@@ -72,11 +72,11 @@ func (s *Server) upgradeTimeout() time.Duration {
 	return DefaultUpgradeTimeout
 }
 
-// init configures Server.Server once and, with AllowUpgrade, starts
+// init configures s.HTTP once and, with AllowUpgrade, starts
 // serving the queue of upgraded connections.
 func (s *Server) init() error {
 	s.once.Do(func() {
-		hs := s.Server
+		hs := s.HTTP
 		if hs == nil {
 			s.initErr = ErrNoServer
 			return
@@ -119,7 +119,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		ln.Close()
 		return err
 	}
-	return s.Server.Serve(ln)
+	return s.HTTP.Serve(ln)
 }
 
 // Shutdown stops every listener, then waits for connections of both
@@ -129,7 +129,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if err := s.init(); err != nil {
 		return err
 	}
-	return s.Server.Shutdown(ctx)
+	return s.HTTP.Shutdown(ctx)
 }
 
 // Close closes every listener and connection at once.
@@ -137,7 +137,7 @@ func (s *Server) Close() error {
 	if err := s.init(); err != nil {
 		return err
 	}
-	return s.Server.Close()
+	return s.HTTP.Close()
 }
 
 // connQueue is the net.Listener through which upgraded connections reach

@@ -24,12 +24,12 @@ import (
 
 // Errors that make an upgrade request a 400 Bad Request.
 var (
-	ErrSettingsRepeated  = errors.New("h2c: more than one HTTP2-Settings header")
-	ErrSettingsEncoding  = errors.New("h2c: HTTP2-Settings is not base64url")
-	ErrSettingsLength    = errors.New("h2c: HTTP2-Settings is not a whole number of settings")
-	ErrSettingsTooMany   = errors.New("h2c: HTTP2-Settings holds more than 64 settings")
-	ErrSettingsValue     = errors.New("h2c: HTTP2-Settings holds an invalid value")
-	ErrSettingsNotOption = errors.New("h2c: HTTP2-Settings is not a Connection option")
+	errSettingsRepeated  = errors.New("h2c: more than one HTTP2-Settings header")
+	errSettingsEncoding  = errors.New("h2c: HTTP2-Settings is not base64url")
+	errSettingsLength    = errors.New("h2c: HTTP2-Settings is not a whole number of settings")
+	errSettingsTooMany   = errors.New("h2c: HTTP2-Settings holds more than 64 settings")
+	errSettingsValue     = errors.New("h2c: HTTP2-Settings holds an invalid value")
+	errSettingsNotOption = errors.New("h2c: HTTP2-Settings is not a Connection option")
 )
 
 // maxSettings bounds the settings in HTTP2-Settings; RFC 9113 defines
@@ -61,7 +61,7 @@ func (u *upgrader) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	settings, present, err := parseSettingsHeader(r.Header)
 	if err == nil && present && !httpguts.HeaderValuesContainsToken(r.Header["Connection"], "HTTP2-Settings") {
-		err = ErrSettingsNotOption
+		err = errSettingsNotOption
 	}
 	if err != nil {
 		badRequest(w, err)
@@ -193,7 +193,7 @@ func (u *upgrader) readBody(w http.ResponseWriter, r *http.Request) (body []byte
 	if r.ContentLength > limit {
 		return nil, false, nil
 	}
-	if u.s.Server.ReadTimeout <= 0 {
+	if u.s.HTTP.ReadTimeout <= 0 {
 		// Otherwise the server's own deadline already bounds the body.
 		rc := http.NewResponseController(w)
 		if rc.SetReadDeadline(time.Now().Add(u.s.upgradeTimeout())) == nil {
@@ -224,18 +224,18 @@ func parseSettingsHeader(h http.Header) (payload []byte, present bool, err error
 		return nil, false, nil
 	case 1:
 	default:
-		return nil, true, ErrSettingsRepeated
+		return nil, true, errSettingsRepeated
 	}
 	v := strings.TrimRight(strings.TrimSpace(vs[0]), "=")
 	if base64.RawURLEncoding.DecodedLen(len(v)) > 6*maxSettings {
-		return nil, true, ErrSettingsTooMany
+		return nil, true, errSettingsTooMany
 	}
 	payload, err = base64.RawURLEncoding.DecodeString(v)
 	if err != nil {
-		return nil, true, ErrSettingsEncoding
+		return nil, true, errSettingsEncoding
 	}
 	if len(payload)%6 != 0 {
-		return nil, true, ErrSettingsLength
+		return nil, true, errSettingsLength
 	}
 	for p := payload; len(p) > 0; p = p[6:] {
 		id, val := binary.BigEndian.Uint16(p), binary.BigEndian.Uint32(p[2:])
@@ -244,7 +244,7 @@ func parseSettingsHeader(h http.Header) (payload []byte, present bool, err error
 			id == 0x8 && val > 1,                        // SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441)
 			id == 0x4 && val > 1<<31-1,                  // SETTINGS_INITIAL_WINDOW_SIZE
 			id == 0x5 && (val < 1<<14 || val > 1<<24-1): // SETTINGS_MAX_FRAME_SIZE
-			return nil, true, fmt.Errorf("%w: setting %#x = %d", ErrSettingsValue, id, val)
+			return nil, true, fmt.Errorf("%w: setting %#x = %d", errSettingsValue, id, val)
 		}
 	}
 	return payload, true, nil

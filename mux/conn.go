@@ -1,6 +1,7 @@
 package mux
 
 import (
+	"context"
 	"crypto/tls"
 	"io"
 	"net"
@@ -14,18 +15,22 @@ import (
 // Conn is a connection the mux delivered. Its first Reads return the bytes
 // the mux read while sniffing (after any trusted PROXY header, which is
 // stripped), then it reads the socket directly. It keeps the whole
-// net.Conn contract, and once the replay is drained it gets out of the way:
-// NetConn returns the accepted connection, and io.Copy to or from a Conn
-// reaches *net.TCPConn, so Linux can splice.
+// net.Conn contract, and once the replay is drained it gets out of the
+// way: NetConn returns the accepted connection, and io.Copy to or from a
+// Conn reaches *net.TCPConn, so Linux can splice.
 type Conn struct {
-	net.Conn // the accepted connection
+	nc  net.Conn // the accepted connection
+	ctx context.Context
 
 	mu      sync.Mutex
 	replay  []byte  // sniffed bytes not yet read
 	buf     *[]byte // the pooled buffer replay points into
 	drained atomic.Bool
 
-	pending    bool // holds a MaxPending slot; only the sniffing goroutine uses it
+	slot      *limiter // the MaxConns slot, given back by the first Close
+	closed    atomic.Bool
+	inHandler atomic.Bool // a Handler owns it: Close closes it
+
 	proto      sniff.Protocol
 	route      string
 	serverName string
@@ -56,7 +61,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 		}
 		c.mu.Unlock()
 	}
-	return c.Conn.Read(p)
+	return c.nc.Read(p)
 }
 
 // release returns the sniff buffer to its pool; c.mu is held.
@@ -69,6 +74,27 @@ func (c *Conn) release() {
 	c.drained.Store(true)
 }
 
+// Write writes to the connection.
+func (c *Conn) Write(p []byte) (int, error) { return c.nc.Write(p) }
+
+// Close closes the connection and frees the sniffed bytes not yet read.
+func (c *Conn) Close() error {
+	c.mu.Lock()
+	c.release()
+	c.mu.Unlock()
+	err := c.nc.Close()
+	if c.closed.CompareAndSwap(false, true) && c.slot != nil {
+		c.slot.release()
+	}
+	return err
+}
+
+// SetDeadline, SetReadDeadline and SetWriteDeadline set the accepted
+// connection's deadlines; the replayed bytes are read without waiting.
+func (c *Conn) SetDeadline(t time.Time) error      { return c.nc.SetDeadline(t) }
+func (c *Conn) SetReadDeadline(t time.Time) error  { return c.nc.SetReadDeadline(t) }
+func (c *Conn) SetWriteDeadline(t time.Time) error { return c.nc.SetWriteDeadline(t) }
+
 // Buffered returns how many sniffed bytes are still to be read.
 func (c *Conn) Buffered() int {
 	c.mu.Lock()
@@ -77,16 +103,9 @@ func (c *Conn) Buffered() int {
 }
 
 // NetConn returns the accepted connection. Read from it only once
-// Buffered is zero, or the sniffed bytes are skipped.
-func (c *Conn) NetConn() net.Conn { return c.Conn }
-
-// Close closes the connection and frees the sniffed bytes not yet read.
-func (c *Conn) Close() error {
-	c.mu.Lock()
-	c.release()
-	c.mu.Unlock()
-	return c.Conn.Close()
-}
+// Buffered is zero, or the sniffed bytes are skipped; close the Conn, not
+// it, so that a MaxConns slot is given back.
+func (c *Conn) NetConn() net.Conn { return c.nc }
 
 // WriteTo writes the sniffed bytes to w, then copies the connection to w
 // until EOF. Between two TCP connections the copy is a splice.
@@ -112,10 +131,10 @@ func (c *Conn) WriteTo(w io.Writer) (int64, error) {
 		putBuf(buf)
 	}
 	if rf, ok := unwrapWriter(w).(io.ReaderFrom); ok {
-		n, err := rf.ReadFrom(c.Conn)
+		n, err := rf.ReadFrom(c.nc)
 		return total + n, err
 	}
-	n, err := io.Copy(w, struct{ io.Reader }{c.Conn})
+	n, err := io.Copy(w, struct{ io.Reader }{c.nc})
 	return total + n, err
 }
 
@@ -123,17 +142,17 @@ func (c *Conn) WriteTo(w io.Writer) (int64, error) {
 // so that TCP to TCP is a splice.
 func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 	if src, ok := r.(*Conn); ok && src.drained.Load() {
-		r = src.Conn
+		r = src.nc
 	}
-	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+	if rf, ok := c.nc.(io.ReaderFrom); ok {
 		return rf.ReadFrom(r)
 	}
-	return io.Copy(struct{ io.Writer }{c.Conn}, r)
+	return io.Copy(struct{ io.Writer }{c.nc}, r)
 }
 
 func unwrapWriter(w io.Writer) io.Writer {
 	if c, ok := w.(*Conn); ok {
-		return c.Conn
+		return c.nc
 	}
 	return w
 }
@@ -144,7 +163,7 @@ func (c *Conn) RemoteAddr() net.Addr {
 	if c.remote != nil {
 		return c.remote
 	}
-	return c.Conn.RemoteAddr()
+	return c.nc.RemoteAddr()
 }
 
 // LocalAddr is the destination in a trusted PROXY header if there was one,
@@ -153,7 +172,17 @@ func (c *Conn) LocalAddr() net.Addr {
 	if c.local != nil {
 		return c.local
 	}
-	return c.Conn.LocalAddr()
+	return c.nc.LocalAddr()
+}
+
+// Context returns the connection's context: the one Serve or ServeConn
+// gave it, through Mux.ConnContext if set. For a connection Serve
+// accepted it is cancelled by the Mux's Close.
+func (c *Conn) Context() context.Context {
+	if c.ctx == nil {
+		return context.Background()
+	}
+	return c.ctx
 }
 
 // Protocol is what the sniffed bytes were recognised as.
@@ -178,7 +207,7 @@ func (c *Conn) Proxied() bool { return c.remote != nil }
 // ConnectionState returns the TLS state when the accepted connection is a
 // *tls.Conn (a Mux over a TLS listener), and false otherwise.
 func (c *Conn) ConnectionState() (tls.ConnectionState, bool) {
-	if tc, ok := c.Conn.(*tls.Conn); ok {
+	if tc, ok := c.nc.(*tls.Conn); ok {
 		return tc.ConnectionState(), true
 	}
 	return tls.ConnectionState{}, false

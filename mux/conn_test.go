@@ -101,15 +101,15 @@ func TestReplay(t *testing.T) {
 func TestDeadlinesOnPipe(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		pl := testtool.NewPipeListener()
-		m := New(pl)
+		m := new(Mux)
 		m.SniffTimeout = 5 * time.Second
 		m.LingerTimeout = time.Second
-		m.HandleFunc("silent", Silent(), func(c *Conn) {
+		m.Handle("silent", Silent(), h(func(c *Conn) {
 			io.WriteString(c, "hello, silent one\n")
 			c.Close()
-		})
+		}))
 		m.Listen("http1", HTTP1())
-		go m.Serve()
+		go m.Serve(pl)
 
 		start := time.Now()
 		c, _ := pl.Dial()
@@ -181,4 +181,26 @@ func TestConnAllocs(t *testing.T) {
 	if muxed-base > 3 {
 		t.Errorf("the mux adds %.1f allocations per connection; want at most 3", muxed-base)
 	}
+}
+
+// TestWriteToDoesNotBlockClose: a WriteTo stuck writing the replay must not
+// keep Close from returning.
+func TestWriteToDoesNotBlockClose(t *testing.T) {
+	m := start(t, func(m *Mux) {})
+	l := m.Listen("http1", HTTP1())
+	_, c := dialRoute(t, m, l, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	pr, pw := io.Pipe() // nobody reads pr: the write blocks
+	go c.WriteTo(pw)
+	time.Sleep(50 * time.Millisecond)
+	closed := make(chan struct{})
+	go func() {
+		c.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close blocked behind WriteTo")
+	}
+	pr.Close()
 }

@@ -1,16 +1,22 @@
-// Package mux serves several protocols on one listening port. It wraps a
-// net.Listener, sniffs the first bytes of every connection once (package
-// sniff), and hands the connection to the first route whose Matcher takes
-// it: a route Listener that http.Server, gRPC or anything else serves
-// unchanged, or a Handler called in the goroutine that sniffed it.
+// Package mux serves several protocols on one listening port. It sniffs
+// the first bytes of every connection once (package sniff) and hands the
+// connection to the first route whose Matcher takes it: a route Listener
+// that http.Server, gRPC or anything else serves unchanged, or a Handler
+// called in the goroutine that sniffed it.
 //
-//	m := mux.New(ln)
+//	var m mux.Mux
 //	h2 := m.Listen("h2c", mux.HTTP2())
-//	m.HandleFunc("ws", mux.WebSocket(), serveWebSocket)
+//	m.Handle("vnc", mux.And(mux.WebSocket(), mux.PathPrefix("/vnc")), bridge) // a *wsbridge.Bridge
 //	h1 := m.Listen("http1", mux.HTTP1())
-//	go http2Server.Serve(h2)
-//	go http1Server.Serve(h1)
-//	err := m.Serve()
+//	go web.Serve(h2)
+//	go web.Serve(h1)
+//	err := m.Serve(ln) // mux.ErrClosed after m.Close or m.Shutdown
+//
+// A Mux has net/http's Server shape: a usable zero value, Serve for each
+// listener (ServeConn for an accept loop of your own), a context per
+// connection (BaseContext, ConnContext), Close and Shutdown, and
+// RegisterOnShutdown. A Mux is itself a Handler, so one route's
+// connections can be sniffed again by a Mux of routes of their own.
 //
 // It is built to be right where cmux is not:
 //
@@ -27,10 +33,11 @@
 //     io.WriterTo, io.ReaderFrom), so io.Copy between TCP connections
 //     splices.
 //
-// GRPC (and HTTP2HeaderField) route HTTP/2 connections by their first
-// request's headers, so that gRPC and plain HTTP/2 share a port; the mux
-// then sends the SETTINGS frame that gRPC clients wait for, and keeps the
-// client's acknowledgement of it from the server behind the route.
+// On an HTTP/2 prior-knowledge connection whose routes wait for more than
+// the client's SETTINGS (GRPC and HTTP2HeaderField wait for the first
+// request's headers), the mux sends the SETTINGS frame that gRPC clients
+// wait for, and keeps the client's acknowledgement of it from the server
+// behind the route, which never sent those settings.
 //
 // With UpgradeOnly set, the port takes only protocol upgrades: a plain
 // HTTP/1.x request is answered, on the raw connection, with 426 Upgrade

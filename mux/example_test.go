@@ -1,6 +1,7 @@
 package mux_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log"
@@ -18,12 +19,14 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	m := mux.New(ln)
+	var m mux.Mux // the zero value is ready to use
 	h2 := m.Listen("h2c", mux.HTTP2())
-	m.HandleFunc("websocket", mux.WebSocket(), func(c *mux.Conn) {
+	m.HandleFunc("websocket", mux.WebSocket(), func(ctx context.Context, c net.Conn) error {
 		defer c.Close()
-		// A real handler completes the handshake; cmd/portmux/echo.go does.
-		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\n\r\n")
+		// A real handler completes the handshake: a wsbridge.Upgrader, or
+		// a wsbridge.Bridge in place of this function.
+		_, err := io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\n\r\n")
+		return err
 	})
 	h1 := m.Listen("http1", mux.HTTP1())
 
@@ -36,7 +39,7 @@ func Example() {
 	srv1 := &http.Server{Handler: handler}
 	go srv2.Serve(h2)
 	go srv1.Serve(h1)
-	go m.Serve()
+	go m.Serve(ln)
 	defer func() {
 		m.Close()
 		srv1.Close()
@@ -45,7 +48,7 @@ func Example() {
 
 	get := func(c *http.Client) string {
 		defer c.CloseIdleConnections()
-		resp, err := c.Get("http://" + m.Addr().String() + "/")
+		resp, err := c.Get("http://" + ln.Addr().String() + "/")
 		if err != nil {
 			return err.Error()
 		}
@@ -56,7 +59,7 @@ func Example() {
 	fmt.Println(get(&http.Client{Transport: &http.Transport{}}))
 	fmt.Println(get(&http.Client{Transport: &http.Transport{Protocols: &p}}))
 
-	c, _ := net.Dial("tcp", m.Addr().String())
+	c, _ := net.Dial("tcp", ln.Addr().String())
 	defer c.Close()
 	io.WriteString(c, "GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
@@ -69,17 +72,16 @@ func Example() {
 }
 
 // An upgrade-only port answers plain requests with 426.
-func ExampleMux_UpgradeOnly() {
+func ExampleConfig_upgradeOnly() {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	m := mux.New(ln)
-	m.UpgradeOnly = []string{"websocket"}
-	m.HandleFunc("websocket", mux.WebSocket(), func(c *mux.Conn) { c.Close() })
-	go m.Serve()
+	m := &mux.Mux{Config: mux.Config{UpgradeOnly: []string{"websocket"}}}
+	m.HandleFunc("websocket", mux.WebSocket(), func(ctx context.Context, c net.Conn) error { return c.Close() })
+	go m.Serve(ln)
 	defer m.Close()
 
 	client := &http.Client{Transport: &http.Transport{}}
 	defer client.CloseIdleConnections()
-	resp, err := client.Get("http://" + m.Addr().String() + "/")
+	resp, err := client.Get("http://" + ln.Addr().String() + "/")
 	if err != nil {
 		log.Fatal(err)
 	}

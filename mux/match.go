@@ -7,10 +7,11 @@ import (
 	"github.com/portmux/portmux/sniff"
 )
 
-// Input is what a Matcher sees: the one parse of the bytes received so far,
-// shared by every route. It is valid only during the call.
+// Input is what a Matcher sees: the one parse of the bytes received so
+// far, shared by every route. It is valid only during the call.
 type Input struct {
-	*sniff.Result
+	res *sniff.Result
+
 	// Bytes are the bytes received after any PROXY header.
 	Bytes []byte
 	// TimedOut reports that SniffTimeout passed before a decision.
@@ -19,11 +20,36 @@ type Input struct {
 	// stream, or MaxSniffBytes reached): the mux then takes NeedMore as
 	// NoMatch.
 	Final bool
-
-	// wantSettings is set by HTTP2HeaderField when the client may be
-	// waiting for the server's SETTINGS before it sends HEADERS.
-	wantSettings bool
 }
+
+// NewInput parses b, the bytes a connection sent so far, into res and
+// returns the Input that a Matcher would see for them: what the mux does
+// before each round of matching, for adapters (mux/cmuxcompat) and
+// tests. limit is MaxSniffBytes (<= 0: the default); final says that no
+// more bytes will come. res must outlive the Input; reuse it, it is large.
+func NewInput(res *sniff.Result, b []byte, limit int, final bool) Input {
+	res.Parse(b, limit)
+	return Input{res: res, Bytes: b[min(res.Offset, len(b)):], Final: final}
+}
+
+// Proxy is the PROXY protocol header the bytes start with, if any.
+func (in *Input) Proxy() *sniff.ProxyHeader { return &in.res.Proxy }
+
+// HTTP1 is the parse of an HTTP/1.x request head.
+func (in *Input) HTTP1() *sniff.HTTP1Head { return &in.res.HTTP1 }
+
+// HTTP2 is the verdict on the HTTP/2 prior-knowledge preface.
+func (in *Input) HTTP2() sniff.Verdict { return in.res.HTTP2 }
+
+// TLS is the parse of a TLS ClientHello.
+func (in *Input) TLS() *sniff.ClientHello { return &in.res.TLS }
+
+// SSH is the parse of an SSH identification string.
+func (in *Input) SSH() *sniff.SSHBanner { return &in.res.SSH }
+
+// Protocol is what the bytes are, as far as the parse can tell (see
+// sniff.Result.Protocol).
+func (in *Input) Protocol() (sniff.Protocol, sniff.Verdict) { return in.res.Protocol() }
 
 // A Matcher decides whether a route takes a connection: sniff.Match,
 // sniff.NoMatch, or sniff.NeedMore to see more bytes first. Routes are
@@ -67,12 +93,12 @@ func Silent() Matcher {
 // HTTP1 matches a well-formed HTTP/1.x request head, any method, upgrade
 // requests included (put upgrade routes before it to take those).
 func HTTP1() Matcher {
-	return func(in *Input) sniff.Verdict { return verdict(in.HTTP1.Verdict) }
+	return func(in *Input) sniff.Verdict { return verdict(in.HTTP1().Verdict) }
 }
 
 // HTTP2 matches the HTTP/2 prior-knowledge preface (RFC 9113 §3.4).
 func HTTP2() Matcher {
-	return func(in *Input) sniff.Verdict { return verdict(in.HTTP2) }
+	return func(in *Input) sniff.Verdict { return verdict(in.HTTP2()) }
 }
 
 // Upgrade matches a valid upgrade request (RFC 9110 §7.8: HTTP/1.1, the
@@ -80,11 +106,11 @@ func HTTP2() Matcher {
 // to case. Tokens are lower case.
 func Upgrade(tokens ...string) Matcher {
 	return func(in *Input) sniff.Verdict {
-		if v := verdict(in.HTTP1.Verdict); v != sniff.Match {
+		if v := verdict(in.HTTP1().Verdict); v != sniff.Match {
 			return v
 		}
 		for _, t := range tokens {
-			if in.HTTP1.UpgradeTo(t) {
+			if in.HTTP1().UpgradeTo(t) {
 				return sniff.Match
 			}
 		}
@@ -97,10 +123,10 @@ func Upgrade(tokens ...string) Matcher {
 // answers it with 400, or 426 for a wrong Sec-WebSocket-Version.
 func WebSocket() Matcher {
 	return func(in *Input) sniff.Verdict {
-		if v := verdict(in.HTTP1.Verdict); v != sniff.Match {
+		if v := verdict(in.HTTP1().Verdict); v != sniff.Match {
 			return v
 		}
-		if in.HTTP1.WebSocket() != nil {
+		if in.HTTP1().WebSocket() != nil {
 			return sniff.NoMatch
 		}
 		return sniff.Match
@@ -114,10 +140,10 @@ func WebSocket() Matcher {
 // "/public" also matches "/public/../admin": it is no access control.
 func PathPrefix(prefix string) Matcher {
 	return func(in *Input) sniff.Verdict {
-		if v := verdict(in.HTTP1.Verdict); v != sniff.Match {
+		if v := verdict(in.HTTP1().Verdict); v != sniff.Match {
 			return v
 		}
-		if t := in.HTTP1.Target; len(t) >= len(prefix) && string(t[:len(prefix)]) == prefix {
+		if t := in.HTTP1().Target; len(t) >= len(prefix) && string(t[:len(prefix)]) == prefix {
 			return sniff.Match
 		}
 		return sniff.NoMatch
@@ -126,7 +152,7 @@ func PathPrefix(prefix string) Matcher {
 
 // TLS matches a TLS ClientHello. Combine with ServerName and ALPN.
 func TLS() Matcher {
-	return func(in *Input) sniff.Verdict { return verdict(in.TLS.Verdict) }
+	return func(in *Input) sniff.Verdict { return verdict(in.TLS().Verdict) }
 }
 
 // ServerName matches a TLS ClientHello whose SNI is one of names, compared
@@ -139,11 +165,11 @@ func ServerName(names ...string) Matcher {
 		lower[i] = strings.ToLower(n)
 	}
 	return func(in *Input) sniff.Verdict {
-		if v := verdict(in.TLS.Verdict); v != sniff.Match {
+		if v := verdict(in.TLS().Verdict); v != sniff.Match {
 			return v
 		}
 		for _, n := range lower {
-			if matchServerName(in.TLS.ServerName, n) {
+			if matchServerName(in.TLS().ServerName, n) {
 				return sniff.Match
 			}
 		}
@@ -165,11 +191,11 @@ func matchServerName(sni []byte, pattern string) bool {
 // ALPN matches a TLS ClientHello that offers any of protos (RFC 7301).
 func ALPN(protos ...string) Matcher {
 	return func(in *Input) sniff.Verdict {
-		if v := verdict(in.TLS.Verdict); v != sniff.Match {
+		if v := verdict(in.TLS().Verdict); v != sniff.Match {
 			return v
 		}
 		for _, p := range protos {
-			if in.TLS.OffersALPN(p) {
+			if in.TLS().OffersALPN(p) {
 				return sniff.Match
 			}
 		}
@@ -179,7 +205,7 @@ func ALPN(protos ...string) Matcher {
 
 // SSH matches an SSH client's identification string (RFC 4253 §4.2).
 func SSH() Matcher {
-	return func(in *Input) sniff.Verdict { return verdict(in.SSH.Verdict) }
+	return func(in *Input) sniff.Verdict { return verdict(in.SSH().Verdict) }
 }
 
 // And matches when every one of ms matches; it says no as soon as one does.

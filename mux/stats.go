@@ -64,6 +64,7 @@ type Stats struct {
 
 // Stats returns the current counters.
 func (m *Mux) Stats() Stats {
+	m.init()
 	s := Stats{
 		Accepted:  m.stats.accepted.Load(),
 		Routed:    map[string]uint64{},

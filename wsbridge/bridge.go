@@ -14,8 +14,9 @@ import (
 	"github.com/portmux/portmux/internal/proxyproto"
 )
 
-// DefaultDialTimeout is the Bridge's DialTimeout when zero.
-const DefaultDialTimeout = 10 * time.Second
+// DefaultDialTimeout is the Bridge's DialTimeout when zero: 5 s, the connect
+// timeout HAProxy users commonly set.
+const DefaultDialTimeout = 5 * time.Second
 
 var (
 	// ErrBackendUnreachable: the Bridge could not connect to its backend
@@ -63,7 +64,7 @@ type Bridge struct {
 	// without one the backend gets CloseTimeout to finish instead of EOF.
 	Dial func(ctx context.Context, network, address string) (net.Conn, error)
 	// DialTimeout bounds connecting to the backend. If zero,
-	// DefaultDialTimeout (10 s).
+	// DefaultDialTimeout (5 s).
 	DialTimeout time.Duration
 	// Text sends the backend's bytes as text messages, for line protocols
 	// read by browsers; a UTF-8 sequence split between two reads is held

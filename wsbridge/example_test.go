@@ -21,12 +21,12 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	m := mux.New(ln)
+	m := new(mux.Mux)
 	up := &wsbridge.Upgrader{Protocols: []string{"chat.v1"}}
-	m.HandleFunc("chat", mux.And(mux.WebSocket(), mux.PathPrefix("/chat")), func(c *mux.Conn) {
+	m.HandleFunc("chat", mux.And(mux.WebSocket(), mux.PathPrefix("/chat")), func(ctx context.Context, c net.Conn) error {
 		conn, err := up.Upgrade(c) // on error Upgrade has answered and closed c
 		if err != nil {
-			return
+			return err
 		}
 		defer conn.Close()
 		var buf []byte
@@ -34,7 +34,7 @@ func Example() {
 			var t wsbridge.MessageType
 			t, buf, err = conn.ReadMessage(buf) // reuses buf
 			if err != nil {
-				return // the client closed (answered already) or broke the protocol
+				return nil // the client closed (answered already) or broke the protocol
 			}
 			for i, b := range buf {
 				if 'a' <= b && b <= 'z' {
@@ -42,13 +42,13 @@ func Example() {
 				}
 			}
 			if err := conn.WriteMessage(t, buf); err != nil {
-				return
+				return err
 			}
 		}
 	})
 	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(m.Listen("http", mux.HTTP1()))
-	go m.Serve()
+	go m.Serve(ln)
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -83,10 +83,10 @@ func ExampleBridge() {
 	if err != nil {
 		panic(err)
 	}
-	m := mux.New(ln)
-	ctx := context.Background() // cancel it to send close 1001 to every client
-	m.HandleFunc("vnc", mux.And(mux.WebSocket(), mux.PathPrefix("/vnc")), func(c *mux.Conn) {
-		b.ServeConn(ctx, c) // returns when both sides are done
-	})
+	var m mux.Mux
+	// The Bridge is the route's Handler: m.Close sends close 1001 to its
+	// clients (it cancels their contexts).
+	m.Handle("vnc", mux.And(mux.WebSocket(), mux.PathPrefix("/vnc")), b)
+	go m.Serve(ln)
 	m.Close()
 }

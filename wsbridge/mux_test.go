@@ -38,20 +38,20 @@ func TestThroughMux(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	m := mux.New(ln)
+	m := new(mux.Mux)
 	b := &Bridge{Backend: backend, ProxyHeader: true}
 	results := make(chan error, 1)
-	m.HandleFunc("ws", mux.WebSocket(), func(c *mux.Conn) {
-		if c.Buffered() == 0 {
+	m.HandleFunc("ws", mux.WebSocket(), func(ctx context.Context, c net.Conn) error {
+		if c.(*mux.Conn).Buffered() == 0 {
 			t.Error("the mux replays nothing")
 		}
-		results <- b.ServeConn(ctx, c)
+		err := b.ServeConn(ctx, c)
+		results <- err
+		return err
 	})
 	var wg sync.WaitGroup
-	wg.Go(func() { m.Serve() })
+	wg.Go(func() { m.Serve(ln) })
 	defer func() {
-		cancel()
 		m.Close()
 		wg.Wait()
 	}()

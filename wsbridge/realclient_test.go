@@ -38,13 +38,18 @@ func startMuxSite(t testing.TB) (string, <-chan string) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	m := mux.New(ln)
+	// Cancelling ctx ends the bridges and echoes (close 1001), so that
+	// Shutdown need not wait for clients that stay.
+	m := &mux.Mux{BaseContext: func(net.Listener) context.Context { return ctx }}
 	bin := &Bridge{Backend: backend, Upgrader: Upgrader{Compression: true}}
 	text := &Bridge{Backend: backend, Text: true}
-	m.HandleFunc("bridge", mux.And(mux.WebSocket(), mux.PathPrefix("/bridge")), func(c *mux.Conn) { bin.ServeConn(ctx, c) })
-	m.HandleFunc("text", mux.And(mux.WebSocket(), mux.PathPrefix("/text")), func(c *mux.Conn) { text.ServeConn(ctx, c) })
+	m.Handle("bridge", mux.And(mux.WebSocket(), mux.PathPrefix("/bridge")), bin)
+	m.Handle("text", mux.And(mux.WebSocket(), mux.PathPrefix("/text")), text)
 	up := &Upgrader{Compression: true, Protocols: []string{"v1.test"}}
-	m.HandleFunc("echo", mux.And(mux.WebSocket(), mux.PathPrefix("/echo")), func(c *mux.Conn) { serveEcho(ctx, up, c) })
+	m.HandleFunc("echo", mux.And(mux.WebSocket(), mux.PathPrefix("/echo")), func(ctx context.Context, c net.Conn) error {
+		serveEcho(ctx, up, c)
+		return nil
+	})
 	h1 := m.Listen("http1", mux.HTTP1())
 	report := make(chan string, 1)
 	reported := make(chan struct{})
@@ -72,7 +77,7 @@ func startMuxSite(t testing.TB) (string, <-chan string) {
 	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: site}
 	var wg sync.WaitGroup
 	wg.Go(func() { srv.Serve(h1) })
-	wg.Go(func() { m.Serve() })
+	wg.Go(func() { m.Serve(ln) })
 	t.Cleanup(func() {
 		cancel()
 		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -67,12 +67,12 @@ func main() {
 		case "none":
 			go func() { errc <- srv.Serve(ln) }()
 		case "portmux":
-			m := mux.New(ln)
+			m := new(mux.Mux)
 			m.Listen("h2", mux.HTTP2())
 			m.Listen("websocket", mux.WebSocket())
 			h1 := m.Listen("http1", mux.HTTP1())
 			go func() { errc <- srv.Serve(h1) }()
-			go func() { errc <- m.Serve() }()
+			go func() { errc <- m.Serve(ln) }()
 		case "cmux":
 			m := cmux.New(ln)
 			m.SetReadTimeout(3 * time.Second)

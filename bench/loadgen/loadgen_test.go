@@ -284,13 +284,13 @@ func upgradeOnly(t *testing.T, tokens ...string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := mux.New(ln)
+	m := new(mux.Mux)
 	m.UpgradeOnly = tokens
-	m.HandleFunc("websocket", mux.WebSocket(), func(c *mux.Conn) { c.Close() })
+	m.HandleFunc("websocket", mux.WebSocket(), func(_ context.Context, c net.Conn) error { return c.Close() })
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		m.Serve()
+		m.Serve(ln)
 	}()
 	t.Cleanup(func() {
 		m.Close()

@@ -11,6 +11,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/portmux/portmux/internal/daemon"
 	"github.com/portmux/portmux/internal/testtool"
 )
 
@@ -60,7 +61,7 @@ func TestKubernetesExample(t *testing.T) {
 		}
 		kinds[doc.Kind] = true
 		if doc.Kind == "ConfigMap" {
-			if _, err := parseConfig([]byte(doc.Data["portmux.yaml"])); err != nil {
+			if _, err := daemon.ParseConfig([]byte(doc.Data["portmux.yaml"])); err != nil {
 				t.Errorf("the ConfigMap's configuration: %v", err)
 			}
 		}
@@ -85,7 +86,7 @@ func TestREADMEConfig(t *testing.T) {
 	if !ok || !ok2 {
 		t.Fatal("no yaml block in the daemon section")
 	}
-	if _, err := parseConfig(text); err != nil {
+	if _, err := daemon.ParseConfig(text); err != nil {
 		t.Errorf("README's configuration: %v", err)
 	}
 }

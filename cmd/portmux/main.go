@@ -11,16 +11,20 @@
 //     handshake reaches the same echo.
 //
 // With -config FILE it serves a YAML configuration of listeners and
-// routes to backends: proxied (bulk spliced between TCP sockets, with
-// PROXY v1/v2 out if asked), WebSocket bridged to TCP, or served by the built-in
-// page and echo. -check validates a configuration and exits. Metrics are
-// served in Prometheus text format if configured.
+// routes to backends (docs/configuration.md): proxied (bulk spliced
+// between TCP sockets, with PROXY v1/v2 out if asked), WebSocket bridged
+// to TCP, or served by the built-in page and echo. -check validates a
+// configuration and exits. Metrics are served in Prometheus text format
+// if configured.
 //
 // SIGINT or SIGTERM stops accepting and lets established connections
 // finish for up to the grace period (-grace, or grace: in the file) before
-// closing them. SIGHUP reloads the file: routes change at once for new
-// connections, sockets that stay in the configuration stay open, and
-// established connections are not touched.
+// closing them. SIGHUP reloads the file: routes and listener settings
+// change at once for new connections, sockets that stay in the
+// configuration stay open, and established connections are not touched.
+//
+// The engine is package internal/daemon; this file is flags, signals and
+// wiring.
 package main
 
 import (
@@ -31,18 +35,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/portmux/portmux/internal/daemon"
 )
 
 var version = "devel"
-
-//go:embed page.html
-var page []byte
 
 //go:embed default.yaml
 var defaultConfig []byte
@@ -95,10 +97,7 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	go func() {
-		<-ctx.Done()
-		stop() // a second SIGINT or SIGTERM ends the process at once
-	}()
+	context.AfterFunc(ctx, stop) // a second SIGINT or SIGTERM ends the process at once
 	reload := make(chan struct{}, 1)
 	go func() {
 		for range hup {
@@ -116,9 +115,9 @@ func main() {
 
 // loadConfig reads the -config file, or the embedded default with the
 // -addr and -upgrade-addr overrides.
-func loadConfig(o options) (*Config, error) {
+func loadConfig(o options) (*daemon.Config, error) {
 	if o.configPath == "" {
-		cfg, err := parseConfig(defaultConfig)
+		cfg, err := daemon.ParseConfig(defaultConfig)
 		if err != nil {
 			return nil, err
 		}
@@ -128,7 +127,7 @@ func loadConfig(o options) (*Config, error) {
 		if o.upgradeAddr != "" {
 			cfg.Listeners[1].Listen, cfg.Listeners[1].Name = o.upgradeAddr, ""
 		}
-		return cfg, cfg.check()
+		return cfg, cfg.Check()
 	}
 	if o.addr != "" || o.upgradeAddr != "" {
 		return nil, errors.New("-addr and -upgrade-addr apply to the default configuration only; set listen: in the file")
@@ -137,7 +136,7 @@ func loadConfig(o options) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := parseConfig(data)
+	cfg, err := daemon.ParseConfig(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", o.configPath, err)
 	}
@@ -151,7 +150,7 @@ func plural(n int, word string) string {
 	return fmt.Sprintf("%d %ss", n, word)
 }
 
-func newLogger(lc LogConfig, w io.Writer) *slog.Logger {
+func newLogger(lc daemon.LogConfig, w io.Writer) *slog.Logger {
 	var level slog.Level
 	level.UnmarshalText([]byte(lc.Level)) // checked already; "" is info
 	opts := &slog.HandlerOptions{Level: level}
@@ -165,14 +164,13 @@ func newLogger(lc LogConfig, w io.Writer) *slog.Logger {
 // A receive on reload re-reads the configuration (the file, or the
 // default). If ready is not nil, it receives the bound addresses, in
 // configuration order, once every listener listens.
-func run(ctx context.Context, o options, cfg *Config, out io.Writer, ready chan<- []string, reload <-chan struct{}) error {
+func run(ctx context.Context, o options, cfg *daemon.Config, out io.Writer, ready chan<- []string, reload <-chan struct{}) error {
 	log := newLogger(cfg.Log, os.Stderr)
-	d := newDaemon(cfg, log)
-	if err := d.start(); err != nil {
-		d.shutdown(context.Background())
+	d := daemon.New(cfg, log)
+	if err := d.Start(); err != nil {
 		return err
 	}
-	addrs := d.addrs()
+	addrs := d.Addrs()
 	if o.configPath == "" {
 		a, b := addrs[0], addrs[1]
 		fmt.Fprintf(out, `portmux %s: embedded default configuration
@@ -190,60 +188,32 @@ try:
 	if ready != nil {
 		ready <- addrs
 	}
-	for {
+	for done := false; !done; {
 		select {
 		case <-reload:
-			next, err := loadConfig(o)
-			if err == nil {
-				err = d.reload(next)
-			}
-			if err != nil {
+			old := d.Config()
+			if err := d.Reload(func() (*daemon.Config, error) { return loadConfig(o) }); err != nil {
 				log.Error("reload failed; the running configuration stays", "err", err)
-				d.met.reload("error")
 				continue
 			}
+			next := d.Config()
 			log.Info("configuration reloaded", "listeners", len(next.Listeners))
-			if next.Log != cfg.Log || next.Metrics != cfg.Metrics {
+			if next.Log != old.Log || next.Metrics != old.Metrics {
 				log.Warn("log: and metrics: changed in the file; they take effect at the next start")
 			}
-			continue
 		case <-ctx.Done():
+			done = true
 		}
-		break
 	}
 	fmt.Fprintln(out, "portmux: shutting down")
 	grace := o.grace
 	if grace <= 0 {
-		grace = d.currentConfig().Grace.or(defaultGrace)
+		grace = time.Duration(d.Config().Grace)
+	}
+	if grace <= 0 {
+		grace = daemon.DefaultGrace
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
-	return d.shutdown(sctx)
-}
-
-// site serves the page and a plain-text answer that names the protocol.
-func site() http.Handler {
-	mx := http.NewServeMux()
-	mx.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Accept") != "" && !acceptsHTML(r) {
-			fmt.Fprintf(w, "hello from portmux over %s\n", r.Proto)
-			return
-		}
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Header().Set("X-Protocol", r.Proto)
-		w.Write(page)
-	})
-	mx.HandleFunc("GET /proto", func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintf(w, "%s\n", r.Proto)
-	})
-	return mx
-}
-
-func acceptsHTML(r *http.Request) bool {
-	for _, v := range r.Header.Values("Accept") {
-		if strings.Contains(v, "text/html") {
-			return true
-		}
-	}
-	return false
+	return d.Shutdown(sctx)
 }

@@ -2,9 +2,11 @@ package main
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -107,8 +109,8 @@ func startProcess(t *testing.T, cmd *exec.Cmd) *exec.Cmd {
 // (each takes 500 ms at the backend) finish, then the process exits 0.
 func TestSignalsUnderLoad(t *testing.T) {
 	bin := portmuxBinary(t)
-	a, b := httpBackend(t, "A"), httpBackend(t, "B")
-	port := freePort(t)
+	a, b := webBackend(t, "A"), webBackend(t, "B")
+	port := testtool.FreePort(t)
 	conf := func(to string) string {
 		return "grace: 5s\nlisteners:\n  - listen: 127.0.0.1:" + port + "\n    routes: [{match: http1, to: " + to + "}]\n"
 	}
@@ -194,8 +196,8 @@ func TestSignalsUnderLoad(t *testing.T) {
 func TestSocketActivation(t *testing.T) {
 	bin := portmuxBinary(t)
 	activate := testtool.Need(t, "systemd-socket-activate")
-	web := httpBackend(t, "web")
-	port := freePort(t)
+	web := webBackend(t, "web")
+	port := testtool.FreePort(t)
 	path := writeConfig(t, "listeners:\n  - listen: 127.0.0.1:"+port+"\n    routes: [{match: http1, to: "+web+"}]\n")
 	cmd := exec.Command(activate, "-l", "127.0.0.1:"+port, bin, "-config", path)
 	stderr, _ := cmd.StderrPipe()
@@ -210,7 +212,7 @@ func TestSocketActivation(t *testing.T) {
 		t.Fatalf("systemd-socket-activate: %q %v", line, err)
 	}
 	go io.Copy(io.Discard, br)
-	if got := curl(t, "http://127.0.0.1:"+port+"/sa"); got != "web HTTP/1.1 /sa proxied=no" {
+	if got := testtool.Curl(t, "http://127.0.0.1:"+port+"/sa"); got != "web HTTP/1.1 /sa proxied=no" {
 		t.Errorf("through the activated socket: %q", got)
 	}
 	cmd.Process.Signal(syscall.SIGTERM)
@@ -219,14 +221,28 @@ func TestSocketActivation(t *testing.T) {
 // TestReusePort: two processes with reuse_port serve the same port.
 func TestReusePort(t *testing.T) {
 	bin := portmuxBinary(t)
-	web := httpBackend(t, "web")
-	port := freePort(t)
+	web := webBackend(t, "web")
+	port := testtool.FreePort(t)
 	path := writeConfig(t, "listeners:\n  - listen: 127.0.0.1:"+port+"\n    reuse_port: true\n    routes: [{match: http1, to: "+web+"}]\n")
 	startProcess(t, exec.Command(bin, "-config", path))
 	startProcess(t, exec.Command(bin, "-config", path))
 	for range 4 {
-		if got := curl(t, "http://127.0.0.1:"+port+"/r"); got != "web HTTP/1.1 /r proxied=no" {
+		if got := testtool.Curl(t, "http://127.0.0.1:"+port+"/r"); got != "web HTTP/1.1 /r proxied=no" {
 			t.Errorf("got %q", got)
 		}
 	}
+}
+
+// webBackend is an HTTP/1.1 server that answers "<name> <proto> <path>
+// proxied=no", after 500 ms for /slow.
+func webBackend(t *testing.T, name string) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			time.Sleep(500 * time.Millisecond)
+		}
+		fmt.Fprintf(w, "%s %s %s proxied=no", name, r.Proto, r.URL.Path)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.Listener.Addr().String()
 }

@@ -64,13 +64,13 @@ type server struct {
 // that broke behind cmux when a stray SETTINGS ACK reached net/http.
 // sniffTimeout, if not zero, replaces the mux's default.
 func serve(ln net.Listener, viaNetHTTP bool, sniffTimeout time.Duration) *server {
-	s := &server{m: mux.New(ln), grpc: grpc.NewServer()}
+	s := &server{m: new(mux.Mux), grpc: grpc.NewServer()}
 	s.m.SniffTimeout = sniffTimeout
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(s.grpc, hs)
 
-	page := &h2c.Server{Server: &http.Server{
+	page := &h2c.Server{HTTP: &http.Server{
 		ReadHeaderTimeout: 10 * time.Second,
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprintf(w, "hello over %s\n", r.Proto)
@@ -82,7 +82,7 @@ func serve(ln net.Listener, viaNetHTTP bool, sniffTimeout time.Duration) *server
 	h2 := s.m.Listen("h2c", mux.HTTP2())
 	h1 := s.m.Listen("http1", mux.HTTP1())
 	if viaNetHTTP {
-		rpc := &h2c.Server{Server: &http.Server{Handler: s.grpc, ReadHeaderTimeout: 10 * time.Second}}
+		rpc := &h2c.Server{HTTP: &http.Server{Handler: s.grpc, ReadHeaderTimeout: 10 * time.Second}}
 		s.web = append(s.web, rpc)
 		s.wg.Go(func() { rpc.Serve(grpcLn) })
 	} else {
@@ -90,7 +90,7 @@ func serve(ln net.Listener, viaNetHTTP bool, sniffTimeout time.Duration) *server
 	}
 	s.wg.Go(func() { page.Serve(h2) })
 	s.wg.Go(func() { page.Serve(h1) })
-	s.wg.Go(func() { s.m.Serve() })
+	s.wg.Go(func() { s.m.Serve(ln) })
 	return s
 }
 

@@ -43,28 +43,25 @@ func Matcher(m mux.Matcher) cmux.Matcher {
 		defer pool.Put(s)
 		n := 0
 		for {
-			s.res.Parse(s.buf[:n], MaxBytes)
-			if v := s.res.Proxy.Verdict; v != sniff.NoMatch && v != sniff.NeedMore {
+			in := mux.NewInput(&s.res, s.buf[:n], MaxBytes, n == MaxBytes)
+			if v := in.Proxy().Verdict; v != sniff.NoMatch && v != sniff.NeedMore {
 				// cmux would pass the PROXY header on to the server:
 				// this adapter trusts none.
 				return false
 			}
-			final := n == MaxBytes
-			in := mux.Input{Result: &s.res, Bytes: s.buf[s.res.Offset:n], Final: final}
 			switch v := m(&in); {
 			case v == sniff.Match:
 				return true
-			case v == sniff.NoMatch, final:
+			case v == sniff.NoMatch, in.Final:
 				return false
 			}
 			k, err := r.Read(s.buf[n:])
 			n += k
 			if err != nil {
-				s.res.Parse(s.buf[:n], MaxBytes)
-				if s.res.Proxy.Verdict != sniff.NoMatch {
+				in := mux.NewInput(&s.res, s.buf[:n], MaxBytes, true)
+				if in.Proxy().Verdict != sniff.NoMatch {
 					return false
 				}
-				in := mux.Input{Result: &s.res, Bytes: s.buf[s.res.Offset:n], Final: true}
 				return m(&in) == sniff.Match
 			}
 		}

@@ -5,19 +5,10 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/portmux/portmux/sniff"
 )
-
-// responses holds the error responses, built once per Mux.
-type responses struct {
-	once     sync.Once
-	upgrade  response // 426 naming UpgradeOnly
-	wsVer    response // 426 with Sec-WebSocket-Version: 13
-	notFound response
-}
 
 // response is an HTTP/1.1 error response; head ends with the blank line.
 type response struct{ head, body string }
@@ -41,20 +32,11 @@ var (
 	respVersion = newResponse("505 HTTP Version Not Supported", nil,
 		"This port speaks HTTP/1.1 in text; HTTP/2 needs its connection preface (RFC 9113 §3.4).\n")
 	respTooLarge = newResponse("431 Request Header Fields Too Large", nil, "The request head is larger than this port accepts.\n")
+	respWSVer    = newResponse("426 Upgrade Required",
+		[]string{"Sec-WebSocket-Version: 13", "Upgrade: websocket", "Connection: Upgrade, close"},
+		"This server speaks WebSocket version 13 (RFC 6455); repeat the handshake with Sec-WebSocket-Version: 13.\n")
+	respNotFound = newResponse("404 Not Found", nil, "No route serves this upgrade here.\n")
 )
-
-func (m *Mux) buildResponses() {
-	m.resp.once.Do(func() {
-		tokens := strings.Join(m.UpgradeOnly, ", ")
-		m.resp.upgrade = newResponse("426 Upgrade Required",
-			[]string{"Upgrade: " + tokens, "Connection: Upgrade, close"},
-			"This port accepts only protocol upgrades: "+tokens+".\n")
-		m.resp.wsVer = newResponse("426 Upgrade Required",
-			[]string{"Sec-WebSocket-Version: 13", "Upgrade: websocket", "Connection: Upgrade, close"},
-			"This server speaks WebSocket version 13 (RFC 6455); repeat the handshake with Sec-WebSocket-Version: 13.\n")
-		m.resp.notFound = newResponse("404 Not Found", nil, "No route serves this upgrade here.\n")
-	})
-}
 
 func badRequest(err error) response {
 	msg := "malformed request"
@@ -64,8 +46,12 @@ func badRequest(err error) response {
 	return newResponse("400 Bad Request", nil, "Bad request: "+msg+".\n")
 }
 
+// tlsAlertUnrecognizedName is a fatal alert record (RFC 8446 §6, RFC 6066 §3).
+var tlsAlertUnrecognizedName = []byte{21, 3, 3, 0, 2, 2, 112}
+
 // noMatchReason says why no route took the connection, from the parse.
-func (m *Mux) noMatchReason(res *sniff.Result, timedOut, eof bool) Reason {
+func (pd *pending) noMatchReason() Reason {
+	res := &pd.p.res
 	h := &res.HTTP1
 	switch {
 	case h.Verdict == sniff.Malformed:
@@ -75,7 +61,7 @@ func (m *Mux) noMatchReason(res *sniff.Result, timedOut, eof bool) Reason {
 		return ReasonBadRequest
 	case h.Verdict == sniff.TooLarge, res.TLS.Verdict == sniff.TooLarge:
 		return ReasonTooLarge
-	case h.Verdict == sniff.Match && h.UpgradeTo("websocket") && m.acceptsUpgrade("websocket"):
+	case h.Verdict == sniff.Match && h.UpgradeTo("websocket") && pd.s.acceptsUpgrade("websocket"):
 		switch h.WebSocket() {
 		case nil:
 			return ReasonNotFound
@@ -83,8 +69,8 @@ func (m *Mux) noMatchReason(res *sniff.Result, timedOut, eof bool) Reason {
 			return ReasonWebSocketVersion
 		}
 		return ReasonBadRequest
-	case h.Verdict == sniff.Match && len(m.UpgradeOnly) > 0:
-		for _, t := range m.UpgradeOnly {
+	case h.Verdict == sniff.Match && len(pd.s.UpgradeOnly) > 0:
+		for _, t := range pd.s.UpgradeOnly {
 			if h.UpgradeTo(t) {
 				return ReasonNotFound
 			}
@@ -92,36 +78,19 @@ func (m *Mux) noMatchReason(res *sniff.Result, timedOut, eof bool) Reason {
 		return ReasonUpgradeRequired
 	case res.TLS.Verdict == sniff.Match:
 		return ReasonTLSNoRoute
-	case timedOut:
+	case pd.timedOut:
 		return ReasonTimeout
-	case eof:
+	case pd.eof:
 		return ReasonClientClosed
 	}
 	return ReasonNoMatch
 }
 
-// acceptsUpgrade reports whether the port takes upgrades to token: listed in
-// UpgradeOnly, or (with no UpgradeOnly) asked for by any client at all,
-// since the WebSocket defects get their RFC 6455 answers either way.
-func (m *Mux) acceptsUpgrade(token string) bool {
-	if len(m.UpgradeOnly) == 0 {
-		return true
-	}
-	for _, t := range m.UpgradeOnly {
-		if strings.EqualFold(t, token) {
-			return true
-		}
-	}
-	return false
-}
-
-// tlsAlertUnrecognizedName is a fatal alert record (RFC 8446 §6, RFC 6066 §3).
-var tlsAlertUnrecognizedName = []byte{21, 3, 3, 0, 2, 2, 112}
-
-// reject answers the connection as reason calls for, counts and reports
-// it, and closes it. It owns st and buf.
-func (m *Mux) reject(c *Conn, st *state, buf *[]byte, reason Reason) {
-	res := &st.res
+// reject answers the connection as reason calls for (an HTTP error
+// response or a TLS alert, followed by a lingering close), counts and
+// reports it, and closes it. It runs while the bytes are judged.
+func (pd *pending) reject(reason Reason) {
+	res := &pd.p.res
 	var resp response
 	var isHTTP bool
 	switch reason {
@@ -136,27 +105,23 @@ func (m *Mux) reject(c *Conn, st *state, buf *[]byte, reason Reason) {
 	case ReasonTooLarge:
 		resp, isHTTP = respTooLarge, res.HTTP1.Verdict == sniff.TooLarge
 	case ReasonUpgradeRequired:
-		m.buildResponses()
-		resp, isHTTP = m.resp.upgrade, true
+		resp, isHTTP = pd.s.upgrade, true
 	case ReasonWebSocketVersion:
-		m.buildResponses()
-		resp, isHTTP = m.resp.wsVer, true
+		resp, isHTTP = respWSVer, true
 	case ReasonNotFound:
-		m.buildResponses()
-		resp, isHTTP = m.resp.notFound, true
+		resp, isHTTP = respNotFound, true
 	case ReasonTimeout:
 		// A partial HTTP head gets 408; silence gets nothing.
 		resp, isHTTP = respTimeout, res.HTTP1.Verdict == sniff.NeedMore && res.Proxy.Verdict != sniff.NeedMore &&
-			buf != nil && len(*buf) > 0
+			pd.buf != nil && len(*pd.buf) > 0
 	}
 	head := string(res.HTTP1.Method) == "HEAD"
-	statePool.Put(st)
-	m.count(c, reason)
+	pd.m.count(pd.c, reason)
 
-	nc := c.Conn
+	nc := pd.c.nc
 	switch {
-	case isHTTP && !m.isClosing():
-		nc.SetWriteDeadline(time.Now().Add(m.lingerTimeout()))
+	case isHTTP && !pd.m.isClosing():
+		nc.SetWriteDeadline(time.Now().Add(pd.s.lingerTimeout))
 		var err error
 		if head {
 			_, err = nc.Write([]byte(resp.head))
@@ -164,21 +129,18 @@ func (m *Mux) reject(c *Conn, st *state, buf *[]byte, reason Reason) {
 			_, err = writeString2(nc, resp.head, resp.body)
 		}
 		if err == nil {
-			m.lingerClose(c, buf)
+			pd.lingerClose()
 			return
 		}
-	case reason == ReasonTLSNoRoute && !m.isClosing():
-		nc.SetWriteDeadline(time.Now().Add(m.lingerTimeout()))
+	case reason == ReasonTLSNoRoute && !pd.m.isClosing():
+		nc.SetWriteDeadline(time.Now().Add(pd.s.lingerTimeout))
 		if _, err := nc.Write(tlsAlertUnrecognizedName); err == nil {
-			m.lingerClose(c, buf) // so that a reset does not overtake the alert
+			pd.lingerClose() // so that a reset does not overtake the alert
 			return
 		}
 	}
-	if buf != nil {
-		putBuf(buf)
-	}
-	m.untrack(c)
-	nc.Close()
+	pd.m.untrack(pd.c)
+	pd.c.Close()
 }
 
 // writeString2 writes a and b in one write where the conn allows it.
@@ -188,20 +150,23 @@ func writeString2(c net.Conn, a, b string) (int, error) {
 	return int(n), err
 }
 
-// lingerClose half-closes c, then drains what the client still sends, for
-// up to LingerTimeout and LingerBytes, so that the response is read rather
-// than lost to a reset (RFC 9112 §9.6); then closes it.
-func (m *Mux) lingerClose(c *Conn, buf *[]byte) {
-	nc := c.Conn
+// lingerClose half-closes the connection, then drains what the client
+// still sends, for up to LingerTimeout and LingerBytes, so that the
+// response is read rather than lost to a reset (RFC 9112 §9.6); then
+// closes it.
+func (pd *pending) lingerClose() {
+	nc := pd.c.nc
 	if cw, ok := nc.(interface{ CloseWrite() error }); ok {
 		cw.CloseWrite()
 	}
+	buf := pd.buf
 	if buf == nil {
 		buf = getBuf()
 	}
+	pd.buf = nil
 	b := (*buf)[:cap(*buf)]
-	nc.SetReadDeadline(time.Now().Add(m.lingerTimeout()))
-	for left := m.lingerBytes(); left > 0 && !m.isClosing(); {
+	nc.SetReadDeadline(time.Now().Add(pd.s.lingerTimeout))
+	for left := pd.s.lingerBytes; left > 0 && !pd.m.isClosing(); {
 		n, err := nc.Read(b[:min(int64(len(b)), left)])
 		left -= int64(n)
 		if err != nil {
@@ -209,24 +174,29 @@ func (m *Mux) lingerClose(c *Conn, buf *[]byte) {
 		}
 	}
 	putBuf(buf)
-	m.untrack(c)
-	nc.Close()
-}
-
-// count records a rejection and reports it to OnReject and the Logger.
-func (m *Mux) count(c *Conn, reason Reason) {
-	m.stats.rejected[reason].Add(1)
-	if m.OnReject != nil {
-		m.OnReject(c.Conn, reason)
-	}
-	if m.Logger != nil {
-		m.Logger.Debug("mux: rejected connection", "remote", c.Conn.RemoteAddr(), "reason", reason.String())
-	}
+	pd.m.untrack(pd.c)
+	pd.c.Close()
 }
 
 // finish counts a rejection that gets no response, and closes c.
+func (pd *pending) finish(reason Reason) { pd.m.finish(pd.c, reason) }
+
 func (m *Mux) finish(c *Conn, reason Reason) {
 	m.count(c, reason)
 	m.untrack(c)
 	c.Close()
+}
+
+// count records a rejection and reports it to OnReject and the Logger.
+func (m *Mux) count(c net.Conn, reason Reason) {
+	m.stats.rejected[reason].Add(1)
+	if m.OnReject != nil {
+		if mc, ok := c.(*Conn); ok {
+			c = mc.nc
+		}
+		m.OnReject(c, reason)
+	}
+	if m.Logger != nil {
+		m.Logger.Debug("mux: rejected connection", "remote", c.RemoteAddr(), "reason", reason.String())
+	}
 }

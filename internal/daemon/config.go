@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"bytes"
@@ -12,11 +12,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portmux/portmux/mux"
+	"github.com/portmux/portmux/wsbridge"
 	"go.yaml.in/yaml/v3"
 )
 
-// Config is the daemon's YAML configuration (see README.md for an
-// example). Unknown keys are errors.
+// Config is the daemon's YAML configuration (docs/configuration.md
+// describes every key). Unknown keys are errors.
 type Config struct {
 	Listeners []*ListenerConfig `yaml:"listeners"`
 	// Metrics is the address of the HTTP server for Prometheus text at
@@ -41,15 +43,17 @@ type ListenerConfig struct {
 	// Name labels the listener in metrics and logs, and identifies it
 	// across reloads; default the listen address.
 	Name string `yaml:"name"`
-	// SniffTimeout bounds accept to routing decision; default 3s.
+	// SniffTimeout bounds accept to routing decision; default
+	// mux.DefaultSniffTimeout (3s).
 	SniffTimeout Duration `yaml:"sniff_timeout"`
-	// MaxSniffBytes bounds the bytes read before deciding; default 16KiB.
+	// MaxSniffBytes bounds the bytes read before deciding; default
+	// mux.DefaultMaxSniffBytes (16KiB).
 	MaxSniffBytes Size `yaml:"max_sniff_bytes"`
 	// MaxConnections bounds the connections being sniffed or served at
 	// once; default 10000. Past it new connections wait to be accepted.
 	MaxConnections int `yaml:"max_connections"`
 	// LingerTimeout bounds writing an error response (400, 426, ...) and
-	// draining after it; default 2s.
+	// draining after it; default mux.DefaultLingerTimeout (2s).
 	LingerTimeout Duration       `yaml:"linger_timeout"`
 	ProxyProtocol ProxyInConfig  `yaml:"proxy_protocol"`
 	UpgradeOnly   []string       `yaml:"upgrade_only"`
@@ -99,7 +103,8 @@ type RouteConfig struct {
 
 	// SendProxy writes a PROXY header ("v1" or "v2") to the backend.
 	SendProxy string `yaml:"send_proxy"`
-	// DialTimeout bounds connecting to the backend; default 5s.
+	// DialTimeout bounds connecting to the backend; default
+	// wsbridge.DefaultDialTimeout (5s), for proxies and bridges alike.
 	DialTimeout Duration `yaml:"dial_timeout"`
 	// IdleTimeout ends a proxied connection when no byte moved either
 	// way for this long; default 10m.
@@ -112,13 +117,11 @@ type RouteConfig struct {
 	line int
 }
 
-// Defaults.
+// Defaults of the keys that are zero. Those the library has are its own.
 const (
-	defaultGrace          = 10 * time.Second
-	defaultSniffTimeout   = 3 * time.Second
-	defaultMaxSniffBytes  = 16 << 10
-	defaultMaxConnections = 10000
-	defaultDialTimeout    = 5 * time.Second
+	DefaultGrace          = 10 * time.Second
+	defaultMaxConnections = mux.DefaultMaxPending
+	defaultDialTimeout    = wsbridge.DefaultDialTimeout // for proxies and bridges alike
 	defaultIdleTimeout    = 10 * time.Minute
 )
 
@@ -189,8 +192,8 @@ func (e *ConfigError) Error() string {
 
 var unknownField = regexp.MustCompile(`field (\S+) not found in type \S+`)
 
-// parseConfig decodes and checks a configuration.
-func parseConfig(data []byte) (*Config, error) {
+// ParseConfig decodes and checks a configuration.
+func ParseConfig(data []byte) (*Config, error) {
 	var cfg Config
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
@@ -202,7 +205,7 @@ func parseConfig(data []byte) (*Config, error) {
 	var root yaml.Node
 	yaml.Unmarshal(data, &root)
 	locate(&cfg, &root)
-	if err := cfg.check(); err != nil {
+	if err := cfg.Check(); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	return &cfg, nil
@@ -276,7 +279,10 @@ func checkName(line int, what, name string) error {
 	return nil
 }
 
-func (cfg *Config) check() error {
+// Check validates a configuration that was changed after ParseConfig
+// (as the command line's overrides of the demo's addresses do), filling
+// in default names.
+func (cfg *Config) Check() error {
 	if len(cfg.Listeners) == 0 {
 		return errors.New("no listeners")
 	}

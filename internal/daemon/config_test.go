@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"strings"
@@ -38,7 +38,7 @@ metrics: 127.0.0.1:9100
 `
 
 func TestConfigExample(t *testing.T) {
-	cfg, err := parseConfig([]byte(issueExample))
+	cfg, err := ParseConfig([]byte(issueExample))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,11 +46,6 @@ func TestConfigExample(t *testing.T) {
 	if time.Duration(l.SniffTimeout) != 3*time.Second || l.MaxSniffBytes != 16<<10 || len(l.Routes) != 7 ||
 		l.Routes[1].Name != "websocket-2" || l.Routes[1].line != 12 || len(l.ProxyProtocol.prefixes) != 1 {
 		t.Errorf("parsed %+v; routes[1] %+v", l, l.Routes[1])
-	}
-	for _, name := range []string{"default.yaml"} {
-		if _, err := parseConfig(defaultConfig); err != nil {
-			t.Errorf("%s: %v", name, err)
-		}
 	}
 }
 
@@ -82,7 +77,7 @@ func TestConfigErrors(t *testing.T) {
 		{"log: {format: xml}\nlisteners:\n  - listen: 127.0.0.1:1\n    routes: [{match: any, to: 127.0.0.1:2}]\n", `log format "xml"`},
 	}
 	for _, tt := range tests {
-		_, err := parseConfig([]byte(tt.yaml))
+		_, err := ParseConfig([]byte(tt.yaml))
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("config\n%s\ngot error %v; want one containing %q", tt.yaml, err, tt.want)
 		}

@@ -1,10 +1,11 @@
-package main
+package daemon
 
 import (
+	"context"
+	"net"
 	"sync"
 	"time"
 
-	"github.com/portmux/portmux/mux"
 	"github.com/portmux/portmux/wsbridge"
 )
 
@@ -35,25 +36,23 @@ func newEchoServer() *echoServer {
 	}
 }
 
-// serve is the mux Handler: it completes the handshake the mux routed
-// here (the Conn replays the sniffed bytes, and frames sent right behind
-// the handshake are kept) and echoes every message until the client
-// leaves or goAway.
-func (e *echoServer) serve(c *mux.Conn) {
+// ServeConn completes the handshake the mux routed here (the Conn replays
+// the sniffed bytes, and frames sent right behind the handshake are kept)
+// and echoes every message until the client leaves or goAway.
+func (e *echoServer) ServeConn(_ context.Context, c net.Conn) error {
 	if e.isStopping() {
-		c.Close()
-		return
+		return c.Close()
 	}
 	conn, err := e.up.Upgrade(c) // on error it answered and closed c
 	if err != nil {
-		return
+		return err
 	}
 	defer conn.Close()
 	e.mu.Lock()
 	if e.stopping {
 		e.mu.Unlock()
 		conn.CloseWith(wsbridge.CloseGoingAway, "server shutting down")
-		return
+		return nil
 	}
 	e.conns[conn] = struct{}{}
 	e.mu.Unlock()
@@ -66,10 +65,10 @@ func (e *echoServer) serve(c *mux.Conn) {
 	for {
 		var t wsbridge.MessageType
 		if t, buf, err = conn.ReadMessage(buf); err != nil {
-			return // closed (and answered), or the close code the defect calls for was sent
+			return nil // closed (and answered), or the close code the defect calls for was sent
 		}
 		if err := conn.WriteMessage(t, buf); err != nil {
-			return
+			return err
 		}
 	}
 }
@@ -80,7 +79,8 @@ func (e *echoServer) isStopping() bool {
 	return e.stopping
 }
 
-// goAway sends close 1001 to every echo; each one's ReadMessage then
+// goAway sends close 1001 to every echo (the listener's mux calls it when
+// its Shutdown begins); each one's ReadMessage then
 // returns with the client's answer, or after the close timeout.
 func (e *echoServer) goAway() {
 	e.mu.Lock()

@@ -14,12 +14,13 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
+	"github.com/portmux/portmux/internal/testtool"
 	"github.com/portmux/portmux/sniff"
 )
 
 // startGRPCRoutes serves a "grpc" route (GRPC()) and an "h2" route
 // (HTTP2()), each with its own net/http h2c server that names its route.
-func startGRPCRoutes(t *testing.T, setup func(m *Mux)) *Mux {
+func startGRPCRoutes(t *testing.T, setup func(m *Mux)) *served {
 	t.Helper()
 	var grpc, h2 *Listener
 	m := start(t, func(m *Mux) {
@@ -127,13 +128,13 @@ func TestGRPCClientWaitsForSettings(t *testing.T) {
 func TestGRPCRouteRealClients(t *testing.T) {
 	m := startGRPCRoutes(t, nil)
 	url := "http://" + m.Addr().String() + "/x"
-	if got := runTool(t, "curl", "-sS", "--max-time", "10", "--http2-prior-knowledge", url); got != "h2 route, " {
+	if got := testtool.Run(t, "curl", "-sS", "--max-time", "10", "--http2-prior-knowledge", url); got != "h2 route, " {
 		t.Errorf("curl: got %q", got)
 	}
-	if got := runTool(t, "curl", "-sS", "--max-time", "10", "--http2-prior-knowledge", "-H", "Content-Type: application/grpc", "-d", "", url); got != "grpc route, application/grpc" {
+	if got := testtool.Run(t, "curl", "-sS", "--max-time", "10", "--http2-prior-knowledge", "-H", "Content-Type: application/grpc", "-d", "", url); got != "grpc route, application/grpc" {
 		t.Errorf("curl as gRPC: got %q", got)
 	}
-	if got := runTool(t, "nghttp", "-t", "10", url); got != "h2 route, " {
+	if got := testtool.Run(t, "nghttp", "-t", "10", url); got != "h2 route, " {
 		t.Errorf("nghttp: got %q", got)
 	}
 }
@@ -180,37 +181,38 @@ func TestFirstHeaderBlock(t *testing.T) {
 	fr.WriteData(1, true, []byte("body"))
 	b := buf.Bytes()
 	for i := range len(b) {
-		block, v, _ := firstHeaderBlock(b[:i])
+		block, v := firstHeaderBlock(b[:i])
 		if v != sniff.NeedMore && i < len(b)-13 {
 			t.Fatalf("at %d bytes: %v %q", i, v, block)
 		}
 	}
-	if block, v, _ := firstHeaderBlock(b); v != sniff.Match || string(block) != "abcdef" {
+	if block, v := firstHeaderBlock(b); v != sniff.Match || string(block) != "abcdef" {
 		t.Errorf("got %v %q; want Match abcdef", v, block)
 	}
-	// settled only when whole frames are in and no HEADERS has begun.
+	// The client awaits the server's SETTINGS only when whole frames are
+	// in and no HEADERS has begun.
 	headersAt := bytes.Index(b, []byte{0, 0, 7, 1})
-	if _, _, settled := firstHeaderBlock(b[:headersAt]); !settled {
-		t.Errorf("not settled before HEADERS")
+	if !awaitsServerSettings(b[:headersAt]) {
+		t.Errorf("not awaiting SETTINGS before HEADERS")
 	}
-	if _, _, settled := firstHeaderBlock(b[:headersAt-1]); settled {
-		t.Errorf("settled inside the ACK frame")
+	if awaitsServerSettings(b[:headersAt-1]) {
+		t.Errorf("awaiting SETTINGS inside the ACK frame")
 	}
-	if _, _, settled := firstHeaderBlock(b[:headersAt+1]); settled {
-		t.Errorf("settled with HEADERS begun")
+	if awaitsServerSettings(b[:headersAt+1]) {
+		t.Errorf("awaiting SETTINGS with HEADERS begun")
 	}
 	// A first frame other than SETTINGS, or a CONTINUATION of another
 	// stream, is no match.
-	if _, v, _ := firstHeaderBlock(b[15:]); v != sniff.NoMatch {
+	if _, v := firstHeaderBlock(b[15:]); v != sniff.NoMatch {
 		t.Errorf("WINDOW_UPDATE first: %v; want NoMatch", v)
 	}
 	bad := bytes.Clone(b)
 	bad[bytes.Index(bad, []byte{0, 0, 2, 9})+8] = 3
-	if _, v, _ := firstHeaderBlock(bad); v != sniff.NoMatch {
+	if _, v := firstHeaderBlock(bad); v != sniff.NoMatch {
 		t.Errorf("CONTINUATION of stream 3: %v; want NoMatch", v)
 	}
 
-	out, found := dropSettingsAck(append([]byte(sniff.Preface), b...), 0)
+	out, found := dropSettingsAck(append([]byte(sniff.Preface), b...), len(sniff.Preface))
 	if !found || len(out) != len(sniff.Preface)+len(b)-9 || bytes.Contains(out, []byte{0, 0, 0, 4, 1, 0, 0, 0, 0}) {
 		t.Errorf("dropSettingsAck: found %v, %d bytes", found, len(out))
 	}
@@ -233,20 +235,18 @@ func FuzzHTTP2HeaderField(f *testing.F) {
 	f.Fuzz(func(t *testing.T, frames []byte) {
 		b := append([]byte(sniff.Preface), frames...)
 		var res sniff.Result
-		res.Parse(b, len(b)+1)
-		in := Input{Result: &res, Bytes: b}
+		in := NewInput(&res, b, len(b)+1, false)
 		v := m(&in)
 		if v == sniff.NeedMore {
 			return
 		}
 		// A decided verdict stays decided with more bytes.
 		more := append(bytes.Clone(b), 0, 0, 0, 4, 0, 0, 0, 0, 0)
-		res.Parse(more, len(more)+1)
-		in = Input{Result: &res, Bytes: more}
+		in = NewInput(&res, more, len(more)+1, false)
 		if v2 := m(&in); v2 != v {
 			t.Fatalf("verdict %v became %v with more bytes", v, v2)
 		}
-		if out, _ := dropSettingsAck(bytes.Clone(b), 0); len(out) > len(b) {
+		if out, _ := dropSettingsAck(bytes.Clone(b), len(sniff.Preface)); len(out) > len(b) {
 			t.Fatalf("dropSettingsAck grew the buffer")
 		}
 	})
@@ -395,4 +395,50 @@ func TestIdleHTTP2Client(t *testing.T) {
 		}
 	}
 	waitFor(t, func() bool { return m.Stats().Rejected[ReasonHTTP2Idle] == 1 })
+}
+
+// TestCustomHTTP2MatcherGetsSettings: the SETTINGS exchange is the mux's,
+// not HTTP2HeaderField's: a matcher of the user's own that waits for the
+// first HEADERS frame gets it from a client that waits for the server's
+// SETTINGS, and the server behind the route sees no stray ACK.
+func TestCustomHTTP2MatcherGetsSettings(t *testing.T) {
+	hasHeaders := func(in *Input) sniff.Verdict {
+		if v := verdict(in.HTTP2()); v != sniff.Match {
+			return v
+		}
+		for rest := in.Bytes[len(sniff.Preface):]; ; {
+			if len(rest) >= 4 && rest[3] == 0x1 {
+				return sniff.Match
+			}
+			var ok bool
+			if _, rest, ok = nextFrame(rest); !ok {
+				return sniff.NeedMore
+			}
+		}
+	}
+	var l *Listener
+	m := start(t, func(m *Mux) { l = m.Listen("custom", hasHeaders) })
+	p := new(http.Protocols)
+	p.SetUnencryptedHTTP2(true)
+	srv := &http.Server{Protocols: p, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "custom route")
+	})}
+	done := make(chan struct{})
+	go func() { srv.Serve(l); close(done) }()
+	defer func() { srv.Close(); <-done }()
+	if body, acks := rawH2(t, m.Addr().String(), "application/json"); body != "custom route" || acks != 1 {
+		t.Errorf("got %q with %d SETTINGS ACKs; want \"custom route\" with 1", body, acks)
+	}
+}
+
+// nextFrame splits off one HTTP/2 frame, as a user's matcher would.
+func nextFrame(b []byte) (typ byte, rest []byte, ok bool) {
+	if len(b) < 9 {
+		return 0, b, false
+	}
+	n := int(b[0])<<16 | int(b[1])<<8 | int(b[2])
+	if len(b) < 9+n {
+		return 0, b, false
+	}
+	return b[3], b[9+n:], true
 }

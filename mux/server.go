@@ -1,0 +1,289 @@
+package mux
+
+import (
+	"context"
+	"errors"
+	"net"
+	"time"
+)
+
+// Serve accepts connections on l and sniffs each in a goroutine of its
+// own; the accept loop never reads. It waits for a MaxPending slot (and a
+// MaxConns one) before each Accept. Accept errors other than a closed
+// listener back off (5 ms doubling to 1 s) and are retried. Serve may be
+// called for several listeners at once; Close and Shutdown close them
+// all, and Serve closes l when it returns. It always returns a non-nil
+// error: ErrClosed after Close or Shutdown, or the error of a listener
+// closed by someone else.
+func (m *Mux) Serve(l net.Listener) error {
+	m.settings()
+	defer l.Close()
+	base := context.Background()
+	if m.BaseContext != nil {
+		if base = m.BaseContext(l); base == nil {
+			panic("mux: BaseContext returned a nil context")
+		}
+	}
+	ctx, cancel := context.WithCancel(base)
+	defer cancel()
+	if !m.trackListener(&l, cancel) {
+		return ErrClosed
+	}
+	defer m.untrackListener(&l)
+	addr := l.Addr()
+	m.lastAddr.Store(&addr)
+
+	var delay time.Duration
+	for {
+		if !m.acquireSlots() {
+			return ErrClosed
+		}
+		nc, err := l.Accept()
+		if err != nil {
+			m.releaseSlots()
+			if m.isClosing() {
+				return ErrClosed
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			if m.Logger != nil {
+				m.Logger.Warn("mux: accept error; retrying", "err", err, "delay", delay)
+			}
+			t := time.NewTimer(delay)
+			select {
+			case <-t.C:
+			case <-m.done:
+				t.Stop()
+				return ErrClosed
+			}
+			continue
+		}
+		delay = 0
+		if !m.startConn() {
+			m.refuse(nc)
+			return ErrClosed
+		}
+		cctx := ctx
+		if m.ConnContext != nil {
+			cctx = m.ConnContext(ctx, nc)
+		}
+		go m.serveConn(cctx, nc)
+	}
+}
+
+// ServeConn sniffs and routes one connection accepted elsewhere, in the
+// calling goroutine, as Serve does each connection it accepts: for a
+// caller with an accept loop of its own (several sockets for one Mux, a
+// connection handed over by another process), or as the Handler of
+// another Mux's route. It waits for a MaxPending slot (and a MaxConns
+// one), and returns once c has been handed to a route Listener, the
+// route's Handler has returned (with the Handler's error), or c was
+// turned away (nil). ctx reaches the Handler (through ConnContext, if
+// set). If the Mux is closed, or closes while ServeConn waits for a slot,
+// ServeConn closes c and returns ErrClosed.
+func (m *Mux) ServeConn(ctx context.Context, c net.Conn) error {
+	m.settings()
+	if !m.startConn() {
+		c.Close()
+		m.count(c, ReasonShutdown)
+		return ErrClosed
+	}
+	if !m.acquireSlots() {
+		m.inflight.Done()
+		c.Close()
+		m.count(c, ReasonShutdown)
+		return ErrClosed
+	}
+	if m.ConnContext != nil {
+		ctx = m.ConnContext(ctx, c)
+	}
+	return m.serveConn(ctx, c)
+}
+
+// startConn counts a connection about to be sniffed in m.inflight, unless
+// the Mux is closed. Both happen under mu, which stop takes too: once
+// Shutdown has stopped the Mux, no new connection slips past its wait.
+func (m *Mux) startConn() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return false
+	}
+	m.inflight.Add(1)
+	return true
+}
+
+// refuse closes a connection accepted as the Mux closed, giving back its
+// slots.
+func (m *Mux) refuse(nc net.Conn) {
+	nc.Close()
+	m.releaseSlots()
+	m.count(nc, ReasonShutdown)
+}
+
+// acquireSlots takes a MaxPending slot and, with MaxConns set, a
+// connection slot; false if the Mux closes first.
+func (m *Mux) acquireSlots() bool {
+	if !m.connSlots.acquire(m.done) {
+		return false
+	}
+	if !m.pendingSlots.acquire(m.done) {
+		m.connSlots.release()
+		return false
+	}
+	return true
+}
+
+func (m *Mux) releaseSlots() {
+	m.pendingSlots.release()
+	m.connSlots.release()
+}
+
+func (m *Mux) trackListener(l *net.Listener, cancel context.CancelFunc) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return false
+	}
+	m.listeners[l] = struct{}{}
+	m.cancels = append(m.cancels, cancel)
+	return true
+}
+
+func (m *Mux) untrackListener(l *net.Listener) {
+	m.mu.Lock()
+	delete(m.listeners, l)
+	m.mu.Unlock()
+}
+
+// RegisterOnShutdown registers f to be called, in a goroutine of its own,
+// when Shutdown begins: to tell the connections in long-lived Handlers
+// (WebSocket sessions, say) to finish, as http.Server's hook does for
+// hijacked connections.
+func (m *Mux) RegisterOnShutdown(f func()) {
+	m.init()
+	m.mu.Lock()
+	m.onShutdown = append(m.onShutdown, f)
+	m.mu.Unlock()
+}
+
+// Close stops accepting and closes every listener that Serve was given,
+// every route Listener (with the connections queued on it), every
+// connection still being sniffed and every connection in a Handler, at
+// once, and cancels the contexts of the connections Serve accepted.
+// Connections already accepted from a route Listener are their servers'
+// to close.
+func (m *Mux) Close() error {
+	m.init()
+	err := m.stop(true)
+	m.closeConns(true)
+	for _, r := range m.loadRoutes() {
+		if r.ln != nil {
+			r.ln.drop()
+		}
+	}
+	return err
+}
+
+// Shutdown stops accepting, closes every listener that Serve was given,
+// ends the connections still being sniffed, calls the functions given to
+// RegisterOnShutdown, then waits until every decided connection has been
+// handed off and every Handler call has returned. Route Listeners then
+// return the connections still queued and after them an error matching
+// net.ErrClosed. If ctx ends first, Shutdown closes as Close does and
+// returns ctx.Err().
+func (m *Mux) Shutdown(ctx context.Context) error {
+	m.init()
+	err := m.stop(false)
+	m.closeConns(false)
+	m.mu.Lock()
+	hooks := m.onShutdown
+	m.mu.Unlock()
+	for _, f := range hooks {
+		go f()
+	}
+	wait := make(chan struct{})
+	go func() {
+		m.inflight.Wait()
+		close(wait)
+	}()
+	select {
+	case <-wait:
+		m.mu.Lock()
+		select {
+		case <-m.drained:
+		default:
+			close(m.drained)
+		}
+		m.mu.Unlock()
+		return err
+	case <-ctx.Done():
+		m.Close()
+		return ctx.Err()
+	}
+}
+
+// stop closes done (and hardDone if hard) once, and the listeners.
+func (m *Mux) stop(hard bool) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var err error
+	if !m.closed {
+		m.closed = true
+		close(m.done)
+		for l := range m.listeners {
+			if cerr := (*l).Close(); cerr != nil && err == nil {
+				err = cerr
+			}
+		}
+	}
+	if hard {
+		select {
+		case <-m.hardDone:
+		default:
+			close(m.hardDone)
+			for _, cancel := range m.cancels {
+				cancel()
+			}
+		}
+	}
+	return err
+}
+
+// track and untrack keep the set of connections that Close reaches.
+func (m *Mux) track(c *Conn) {
+	m.mu.Lock()
+	m.conns[c] = struct{}{}
+	m.mu.Unlock()
+	// A Close between accept and track must still reach this conn.
+	if m.isClosing() {
+		c.nc.SetReadDeadline(aLongTimeAgo)
+	}
+}
+
+func (m *Mux) untrack(c *Conn) {
+	m.mu.Lock()
+	delete(m.conns, c)
+	m.mu.Unlock()
+}
+
+var aLongTimeAgo = time.Unix(1, 0)
+
+// closeConns makes every read of a connection being sniffed or answered
+// return now (its goroutine then sees the Mux closing and closes it) and,
+// if hard, closes the connections in Handlers.
+func (m *Mux) closeConns(hard bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for c := range m.conns {
+		if c.inHandler.Load() {
+			if hard {
+				c.Close()
+			}
+			continue
+		}
+		c.nc.SetReadDeadline(aLongTimeAgo)
+	}
+}
