@@ -3,9 +3,15 @@ package loadgen
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/portmux/portmux/mux"
 )
 
 // feedAll drives p over in, split at split, the way a reader would: it
@@ -188,5 +194,188 @@ func TestKeepAliveAllocs(t *testing.T) {
 	}
 	if w.conns.Load() != 1 {
 		t.Errorf("%d connections; want 1", w.conns.Load())
+	}
+}
+
+// TestKeepAliveBadStatus: a 4xx or 5xx that is well framed, on a
+// connection the server keeps open, is a bad_status error but does not
+// cost the connection (as wrk counts it).
+func TestKeepAliveBadStatus(t *testing.T) {
+	url := httpServer(t, http.NotFoundHandler())
+	engines(t, func(t *testing.T) {
+		res := run(t, Config{Mode: HTTP1KeepAlive, Target: url, Concurrency: 1, Requests: 10})
+		wantErrors(t, res, KindBadStatus, 10)
+		if res.Connections != 1 || res.Status["404"] != 10 {
+			t.Errorf("connections %d, status %v; want 1 connection for 10 x 404", res.Connections, res.Status)
+		}
+	})
+	// One that closes after the error still costs a connection each.
+	closing := httpServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close")
+		http.Error(w, "no", http.StatusServiceUnavailable)
+	}))
+	engines(t, func(t *testing.T) {
+		res := run(t, Config{Mode: HTTP1KeepAlive, Target: closing, Concurrency: 1, Requests: 5})
+		wantErrors(t, res, KindBadStatus, 5)
+		if res.Connections != 5 {
+			t.Errorf("connections %d; want 5", res.Connections)
+		}
+	})
+}
+
+func TestHTTP1(t *testing.T) {
+	url := httpServer(t, hello)
+	engines(t, func(t *testing.T) {
+		res := run(t, Config{Mode: HTTP1, Target: url + "/x?y=1", Concurrency: 4, Requests: 200})
+		wantOK(t, res, 200)
+		if res.Connections != 200 {
+			t.Errorf("connections %d; want 200, one per request", res.Connections)
+		}
+		req := "GET /x?y=1 HTTP/1.1\r\nHost: " + strings.TrimPrefix(url, "http://") + "\r\nUser-Agent: portmux-bench\r\nConnection: close\r\n\r\n"
+		if res.BytesSent != 200*uint64(len(req)) {
+			t.Errorf("bytes sent %d; want 200 x %d", res.BytesSent, len(req))
+		}
+		if res.BytesReceived < 200*uint64(len("HTTP/1.1 200 OK\r\n\r\nhello\n")) {
+			t.Errorf("bytes received %d: too few", res.BytesReceived)
+		}
+		if res.Status["200"] != 200 {
+			t.Errorf("status %v", res.Status)
+		}
+	})
+}
+
+func TestHTTP1Body(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	url := httpServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		got = append(got, r.Method+" "+r.Host+" "+fmt.Sprint(len(b)))
+		mu.Unlock()
+		w.(http.Flusher).Flush() // a chunked response
+		io.WriteString(w, "ok")
+	}))
+	engines(t, func(t *testing.T) {
+		mu.Lock()
+		got = nil
+		mu.Unlock()
+		res := run(t, Config{Mode: HTTP1, Target: url, Host: "example.test", Size: 1000, Requests: 10})
+		wantOK(t, res, 10)
+		mu.Lock()
+		defer mu.Unlock()
+		if want := "POST example.test 1000"; len(got) != 10 || got[0] != want {
+			t.Errorf("server saw %q; want 10 x %q", got, want)
+		}
+	})
+}
+
+func TestHTTP1KeepAlive(t *testing.T) {
+	engines(t, testHTTP1KeepAlive)
+}
+
+func testHTTP1KeepAlive(t *testing.T) {
+	url := httpServer(t, hello)
+	res := run(t, Config{Mode: HTTP1KeepAlive, Target: url, Concurrency: 3, Requests: 300})
+	wantOK(t, res, 300)
+	if res.Connections < 1 || res.Connections > 3 {
+		t.Errorf("connections %d; want at most 3, one per worker", res.Connections)
+	}
+
+	// A server that closes after every response makes each worker reconnect.
+	url = httpServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close")
+		io.WriteString(w, "bye")
+	}))
+	res = run(t, Config{Mode: HTTP1KeepAlive, Target: url, Concurrency: 2, Requests: 20})
+	wantOK(t, res, 20)
+	if res.Connections != 20 {
+		t.Errorf("connections %d; want 20", res.Connections)
+	}
+
+	// A server that closes a kept-alive connection without saying so:
+	// the request that finds it closed is retried once on a new one.
+	once := rawServer(t, func(c net.Conn) {
+		c.Read(make([]byte, 4096))
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	})
+	res = run(t, Config{Mode: HTTP1KeepAlive, Target: once, Concurrency: 1, Requests: 10})
+	wantOK(t, res, 10)
+	if res.Connections != 10 {
+		t.Errorf("connections %d; want 10", res.Connections)
+	}
+}
+
+func TestBadStatus(t *testing.T) {
+	url := httpServer(t, http.NotFoundHandler())
+	engines(t, func(t *testing.T) {
+		res := run(t, Config{Mode: HTTP1, Target: url, Requests: 7})
+		wantErrors(t, res, KindBadStatus, 7)
+		if res.Status["404"] != 7 {
+			t.Errorf("status %v", res.Status)
+		}
+	})
+}
+
+// upgradeOnly serves an upgrade-only portmux port.
+func upgradeOnly(t *testing.T, tokens ...string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := new(mux.Mux)
+	m.UpgradeOnly = tokens
+	m.HandleFunc("websocket", mux.WebSocket(), func(_ context.Context, c net.Conn) error { return c.Close() })
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		m.Serve(ln)
+	}()
+	t.Cleanup(func() {
+		m.Close()
+		<-done
+	})
+	return "http://" + ln.Addr().String() + "/"
+}
+
+func Test426(t *testing.T) {
+	port := upgradeOnly(t, "websocket", "h2c")
+	plain := httpServer(t, hello)
+	engines(t, func(t *testing.T) {
+		res := run(t, Config{Mode: Upgrade426, Target: port, Concurrency: 3, Requests: 30, UpgradeTokens: []string{"H2C", "websocket"}})
+		wantOK(t, res, 30)
+		if res.Status["426"] != 30 || res.Connections != 30 {
+			t.Errorf("status %v, connections %d; want 30 x 426 on 30 connections", res.Status, res.Connections)
+		}
+		wantErrors(t, run(t, Config{Mode: Upgrade426, Target: port, Requests: 4, UpgradeTokens: []string{"websocket", "foo"}}), KindBadHeader, 4)
+		wantErrors(t, run(t, Config{Mode: Upgrade426, Target: plain, Requests: 4}), KindBadStatus, 4)
+	})
+}
+
+// TestHTTP1Large sends and receives bodies far larger than the socket
+// buffers, so that writes and reads resume across many readiness edges.
+func TestHTTP1Large(t *testing.T) {
+	big := strings.Repeat("x", 3<<20)
+	url := httpServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		if n != 4<<20 {
+			http.Error(w, fmt.Sprint("body of ", n), http.StatusBadRequest)
+			return
+		}
+		if r.URL.Path == "/chunked" {
+			w.(http.Flusher).Flush()
+		}
+		io.WriteString(w, big)
+	}))
+	for _, path := range []string{"/length", "/chunked"} {
+		engines(t, func(t *testing.T) {
+			for _, mode := range []Mode{HTTP1, HTTP1KeepAlive} {
+				res := run(t, Config{Mode: mode, Target: url + path, Concurrency: 2, Requests: 4, Size: 4 << 20})
+				wantOK(t, res, 4)
+				if res.BytesSent < 4*4<<20 || res.BytesReceived < 4*3<<20 {
+					t.Errorf("%s %s: bytes %d sent, %d received; want over %d and %d", mode, path, res.BytesSent, res.BytesReceived, 4*4<<20, 4*3<<20)
+				}
+			}
+		})
 	}
 }

@@ -68,3 +68,30 @@ func TestTCPSizeLimit(t *testing.T) {
 		}
 	}
 }
+
+func TestTCP(t *testing.T) {
+	addr := rawServer(t, func(c net.Conn) { io.Copy(c, c) })
+	for _, size := range []int{1, 1000, 1 << 20} { // 1 MiB: more than the socket buffers
+		res := run(t, Config{Mode: TCP, Target: "tcp://" + addr, Concurrency: 2, Requests: 10, Size: size})
+		wantOK(t, res, 10)
+		if want := uint64(10 * size); res.BytesSent != want || res.BytesReceived != want {
+			t.Errorf("size %d: bytes %d sent, %d received; want %d each", size, res.BytesSent, res.BytesReceived, want)
+		}
+		if res.Connections < 1 || res.Connections > 2 {
+			t.Errorf("connections %d; want at most 2, one per worker", res.Connections)
+		}
+	}
+	// An echo that changes a byte.
+	bad := rawServer(t, func(c net.Conn) {
+		b := make([]byte, 64<<10)
+		for {
+			n, err := c.Read(b)
+			if err != nil {
+				return
+			}
+			b[0]++
+			c.Write(b[:n])
+		}
+	})
+	wantErrors(t, run(t, Config{Mode: TCP, Target: bad, Requests: 3, Size: 10}), KindProtocol, 3)
+}

@@ -108,7 +108,11 @@ func Run(t testing.TB, name string, args ...string) string {
 	t.Helper()
 	out, err := exec.Command(Need(t, name), args...).CombinedOutput()
 	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+		cmd := strings.Join(args, " ")
+		if len(cmd) > 200 {
+			cmd = cmd[:200] + "..."
+		}
+		t.Fatalf("%s %s: %v\n%s", name, cmd, err, out)
 	}
 	return string(out)
 }

@@ -2,227 +2,46 @@ package h2c
 
 import (
 	"bufio"
-	"context"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
-
 	"github.com/portmux/portmux/internal/h2frame"
 	"github.com/portmux/portmux/internal/testtool"
-	"github.com/portmux/portmux/mux"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 )
-
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
-}
-
-// report answers with what the handler saw: protocol, method, path, body
-// length and digest, so each test can tell which way a request came.
-func report(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	sum := sha256.Sum256(body)
-	fmt.Fprintf(w, "%s %s %s %d %s x=%s", r.Proto, r.Method, r.URL.RequestURI(), len(body), hex.EncodeToString(sum[:4]), r.Header.Get("X-Test"))
-}
-
-func digest(b []byte) string {
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:4])
-}
-
-// serve starts a mux on 127.0.0.1:0 with routes for prior-knowledge h2c,
-// h2c upgrades and HTTP/1.1, all served by srv; upgradeOnly makes the
-// port take only h2c upgrades (and prior knowledge).
-func serve(t testing.TB, srv *Server, upgradeOnly bool) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := new(mux.Mux)
-	lns := []net.Listener{m.Listen("h2c", mux.HTTP2()), m.Listen("upgrade", mux.Upgrade("h2c"))}
-	if upgradeOnly {
-		m.UpgradeOnly = []string{"h2c"}
-	} else {
-		lns = append(lns, m.Listen("http1", mux.HTTP1()))
-	}
-	var wg sync.WaitGroup
-	for _, l := range lns {
-		wg.Go(func() { srv.Serve(l) })
-	}
-	wg.Go(func() { m.Serve(ln) })
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		m.Close()
-		wg.Wait()
-	})
-	return ln.Addr().String()
-}
-
-func newServer(upgrade bool) *Server {
-	return &Server{
-		HTTP:         &http.Server{Handler: http.HandlerFunc(report), ReadHeaderTimeout: 5 * time.Second},
-		AllowUpgrade: upgrade,
-	}
-}
-
-func h2cClient() *http.Client {
-	var p http.Protocols
-	p.SetUnencryptedHTTP2(true)
-	return &http.Client{Transport: &http.Transport{Protocols: &p}, Timeout: 10 * time.Second}
-}
-
-func get(t *testing.T, c *http.Client, url string) string {
-	t.Helper()
-	resp, err := c.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
-func TestOneHandlerBothProtocols(t *testing.T) {
-	addr := serve(t, newServer(false), false)
-	h2 := h2cClient()
-	defer h2.CloseIdleConnections()
-	if got, want := get(t, h2, "http://"+addr+"/a?b=c"), "HTTP/2.0 GET /a?b=c 0"; !strings.HasPrefix(got, want) {
-		t.Errorf("prior knowledge: got %q; want prefix %q", got, want)
-	}
-	c := &http.Client{Timeout: 10 * time.Second}
-	defer c.CloseIdleConnections()
-	if got, want := get(t, c, "http://"+addr+"/a"), "HTTP/1.1 GET /a 0"; !strings.HasPrefix(got, want) {
-		t.Errorf("HTTP/1.1: got %q; want prefix %q", got, want)
-	}
-}
-
-// TestServerSettingsShared: the http.Server's HTTP2 settings reach
-// connections of both kinds, prior knowledge and upgraded.
-func TestServerSettingsShared(t *testing.T) {
-	srv := newServer(true)
-	srv.HTTP.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: 7, MaxReadFrameSize: 1 << 15}
-	addr := serve(t, srv, false)
-	for _, upgrade := range []bool{false, true} {
-		c := dialH2(t, addr, upgrade, nil)
-		got := c.serverSettings(t)
-		if got[http2.SettingMaxConcurrentStreams] != 7 || got[http2.SettingMaxFrameSize] != 1<<15 {
-			t.Errorf("upgrade=%v: server settings %v; want max streams 7, frame size 32768", upgrade, got)
-		}
-		c.Close()
-	}
-}
-
-func curl(t *testing.T, args ...string) string {
-	t.Helper()
-	path := testtool.Need(t, "curl")
-	out, err := exec.Command(path, append([]string{"-sS", "--max-time", "10"}, args...)...).CombinedOutput()
-	if err != nil {
-		cmd := strings.Join(args, " ")
-		if len(cmd) > 200 {
-			cmd = cmd[:200] + "..."
-		}
-		t.Fatalf("curl %s: %v\n%s", cmd, err, out)
-	}
-	return string(out)
-}
-
-func TestCurl(t *testing.T) {
-	addr := serve(t, newServer(true), false)
-	url := "http://" + addr
-	body := strings.Repeat("0123456789", 1000)
-	tests := []struct {
-		name string
-		args []string
-		want string
-	}{
-		{"prior knowledge GET", []string{"--http2-prior-knowledge", url + "/pk"}, "HTTP/2.0 GET /pk 0"},
-		{"prior knowledge POST", []string{"--http2-prior-knowledge", "-d", body, url + "/pk"}, "HTTP/2.0 POST /pk 10000 " + digest([]byte(body))},
-		{"upgrade GET", []string{"--http2", "-H", "X-Test: kept", url + "/up?q=1"}, "HTTP/2.0 GET /up?q=1 0 e3b0c442 x=kept"},
-		{"upgrade POST", []string{"--http2", "-d", body, url + "/up"}, "HTTP/2.0 POST /up 10000 " + digest([]byte(body))},
-		{"upgrade HEAD", []string{"--http2", "-I", url + "/up"}, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\nHTTP/2 200 \r\n"},
-		{"HTTP/1.1", []string{"--http1.1", url + "/h1"}, "HTTP/1.1 GET /h1 0"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := curl(t, tt.args...); !strings.HasPrefix(got, tt.want) {
-				t.Errorf("got %q; want prefix %q", got, tt.want)
-			}
-		})
-	}
-	// The 101 really happened: curl's verbose log shows it.
-	if got := curl(t, "-v", "--http2", url+"/v"); !strings.Contains(got, "< HTTP/1.1 101 Switching Protocols") || !strings.Contains(got, "< HTTP/2 200") {
-		t.Errorf("curl -v --http2: no 101 then HTTP/2 200 in\n%s", got)
-	}
-}
 
 // TestUpgradeLimits: off by default; a body over the limit is served over
 // HTTP/1.1 in full.
 func TestUpgradeLimits(t *testing.T) {
 	off := serve(t, newServer(false), false)
-	if got, want := curl(t, "--http2", "http://"+off+"/"), "HTTP/1.1 GET / 0"; !strings.HasPrefix(got, want) {
+	if got, want := testtool.Curl(t, "--http2", "http://"+off+"/"), "HTTP/1.1 GET / 0"; !strings.HasPrefix(got, want) {
 		t.Errorf("AllowUpgrade off: got %q; want prefix %q", got, want)
 	}
 	srv := newServer(true)
 	srv.MaxUpgradeBodyBytes = 1000
 	addr := serve(t, srv, false)
 	small, large := strings.Repeat("s", 1000), strings.Repeat("L", 1001)
-	if got, want := curl(t, "--http2", "-d", small, "http://"+addr+"/"), "HTTP/2.0 POST / 1000 "+digest([]byte(small)); !strings.HasPrefix(got, want) {
+	if got, want := testtool.Curl(t, "--http2", "-d", small, "http://"+addr+"/"), "HTTP/2.0 POST / 1000 "+digest([]byte(small)); !strings.HasPrefix(got, want) {
 		t.Errorf("body at the limit: got %q; want prefix %q", got, want)
 	}
-	if got, want := curl(t, "--http2", "-d", large, "http://"+addr+"/"), "HTTP/1.1 POST / 1001 "+digest([]byte(large)); !strings.HasPrefix(got, want) {
+	if got, want := testtool.Curl(t, "--http2", "-d", large, "http://"+addr+"/"), "HTTP/1.1 POST / 1001 "+digest([]byte(large)); !strings.HasPrefix(got, want) {
 		t.Errorf("body over the limit: got %q; want prefix %q", got, want)
 	}
 	// Chunked, so the size is learnt only by reading: still whole over HTTP/1.1.
-	if got, want := curl(t, "--http2", "-H", "Transfer-Encoding: chunked", "-d", large, "http://"+addr+"/"), "HTTP/1.1 POST / 1001 "+digest([]byte(large)); !strings.HasPrefix(got, want) {
+	if got, want := testtool.Curl(t, "--http2", "-H", "Transfer-Encoding: chunked", "-d", large, "http://"+addr+"/"), "HTTP/1.1 POST / 1001 "+digest([]byte(large)); !strings.HasPrefix(got, want) {
 		t.Errorf("chunked body over the limit: got %q; want prefix %q", got, want)
 	}
-	if got, want := curl(t, "--http2", "-H", "Transfer-Encoding: chunked", "-d", small, "http://"+addr+"/"), "HTTP/2.0 POST / 1000 "+digest([]byte(small)); !strings.HasPrefix(got, want) {
+	if got, want := testtool.Curl(t, "--http2", "-H", "Transfer-Encoding: chunked", "-d", small, "http://"+addr+"/"), "HTTP/2.0 POST / 1000 "+digest([]byte(small)); !strings.HasPrefix(got, want) {
 		t.Errorf("chunked body at the limit: got %q; want prefix %q", got, want)
 	}
-}
-
-// exchange writes req on a new connection and returns the first response.
-func exchange(t *testing.T, addr, req string) *http.Response {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(c, req); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp
 }
 
 func TestBadUpgrades(t *testing.T) {
@@ -253,9 +72,8 @@ func TestBadUpgrades(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			resp := exchange(t, addr, tt.req)
-			body, _ := io.ReadAll(io.LimitReader(resp.Body, 1000))
-			if resp.StatusCode != tt.status || !strings.Contains(string(body), tt.body) {
+			resp, body := testtool.ExchangeHTTP(t, addr, tt.req)
+			if resp.StatusCode != tt.status || !strings.Contains(body, tt.body) {
 				t.Errorf("got %d %q; want %d containing %q", resp.StatusCode, body, tt.status, tt.body)
 			}
 		})
@@ -472,112 +290,145 @@ func TestRequestHeaders(t *testing.T) {
 // request gets 426 naming h2c, and an upgrade is served.
 func TestUpgradeOnlyPort(t *testing.T) {
 	addr := serve(t, newServer(true), true)
-	got := curl(t, "-i", "http://"+addr+"/")
+	got := testtool.Curl(t, "-i", "http://"+addr+"/")
 	for _, want := range []string{"HTTP/1.1 426 Upgrade Required\r\n", "\r\nUpgrade: h2c\r\n"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("plain request: no %q in %q", want, got)
 		}
 	}
-	if got, want := curl(t, "--http2", "http://"+addr+"/u"), "HTTP/2.0 GET /u 0"; !strings.HasPrefix(got, want) {
+	if got, want := testtool.Curl(t, "--http2", "http://"+addr+"/u"), "HTTP/2.0 GET /u 0"; !strings.HasPrefix(got, want) {
 		t.Errorf("upgrade: got %q; want prefix %q", got, want)
 	}
 }
 
-func TestNghttp(t *testing.T) {
-	nghttp := testtool.Need(t, "nghttp")
-	addr := serve(t, newServer(true), false)
-	for _, args := range [][]string{{"http://" + addr + "/n"}, {"-u", "http://" + addr + "/n"}, {"-u", "-d", "/dev/null", "http://" + addr + "/n"}} {
-		out, err := exec.Command(nghttp, append([]string{"-t", "10", "-v"}, args...)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("nghttp %v: %v\n%s", args, err, out)
-		}
-		if !strings.Contains(string(out), ":status: 200") || !strings.Contains(string(out), "HTTP/2.0 ") {
-			t.Errorf("nghttp %v:\n%s", args, out)
-		}
-		if args[0] == "-u" && !strings.Contains(string(out), "HTTP Upgrade response") {
-			t.Errorf("nghttp %v did not upgrade:\n%s", args, out)
-		}
-	}
-}
+// Tests for defects a review found; each failed before its fix.
 
-func TestH2load(t *testing.T) {
-	h2load := testtool.Need(t, "h2load")
-	addr := serve(t, newServer(false), false)
-	out, err := exec.Command(h2load, "-n", "2000", "-c", "4", "-m", "10", "-T", "10", "http://"+addr+"/load").CombinedOutput()
-	if err != nil {
-		t.Fatalf("h2load: %v\n%s", err, out)
-	}
-	if !strings.Contains(string(out), "2000 succeeded, 0 failed, 0 errored") {
-		t.Errorf("h2load:\n%s", out)
-	}
-}
-
-// TestShutdownCompletesStreams: Shutdown sends GOAWAY and waits for the
-// streams in flight, on prior-knowledge and upgraded connections alike.
-func TestShutdownCompletesStreams(t *testing.T) {
-	entered := make(chan struct{}, 16)
-	release := make(chan struct{})
-	srv := &Server{HTTP: &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		entered <- struct{}{}
-		<-release
-		io.WriteString(w, "done "+r.Proto)
-	})}, AllowUpgrade: true}
-	shutStarted := make(chan struct{})
-	srv.HTTP.RegisterOnShutdown(func() { close(shutStarted) })
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func rawUpgrade(t *testing.T, addr, req string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := new(mux.Mux)
-	h2, h1 := m.Listen("h2c", mux.HTTP2()), m.Listen("http1", mux.HTTP1())
-	var wg sync.WaitGroup
-	wg.Go(func() { srv.Serve(h2) })
-	wg.Go(func() { srv.Serve(h1) })
-	wg.Go(func() { m.Serve(ln) })
-	defer func() { m.Close(); wg.Wait() }()
-	url := "http://" + ln.Addr().String() + "/"
-
-	client := h2cClient()
-	results := make(chan string, 4)
-	for range 3 {
-		go func() {
-			resp, err := client.Get(url)
-			if err != nil {
-				results <- err.Error()
-				return
-			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			results <- string(b)
-		}()
-	}
-	// And one upgraded connection.
-	go func() {
-		out, err := exec.Command(testtool.Need(t, "curl"), "-sS", "--max-time", "10", "--http2", url).CombinedOutput()
+	t.Cleanup(func() { nc.Close() })
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(nc, req)
+	br := bufio.NewReader(nc)
+	for {
+		resp, err := http.ReadResponse(br, nil)
 		if err != nil {
-			results <- fmt.Sprintf("curl: %v %s", err, out)
-			return
+			t.Fatal(err)
 		}
-		results <- string(out)
-	}()
-	for range 4 {
-		<-entered
-	}
-	shut := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		shut <- srv.Shutdown(ctx)
-	}()
-	<-shutStarted
-	close(release)
-	for range 4 {
-		if got := <-results; got != "done HTTP/2.0" {
-			t.Errorf("request in flight got %q; want done HTTP/2.0", got)
+		if resp.StatusCode == http.StatusSwitchingProtocols {
+			return nc, br
+		}
+		if resp.StatusCode != http.StatusContinue {
+			t.Fatalf("upgrade answered %s", resp.Status)
 		}
 	}
-	if err := <-shut; err != nil {
-		t.Errorf("Shutdown: %v", err)
-	}
-	client.CloseIdleConnections()
 }
+
+// readStream1 starts HTTP/2 after the 101 and returns stream 1's status
+// and body.
+func readStream1(t *testing.T, nc net.Conn, br *bufio.Reader) (status, body string) {
+	t.Helper()
+	io.WriteString(nc, h2frame.ClientPreface)
+	fr := http2.NewFramer(nc, br)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	fr.WriteSettings()
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("stream 1 so far %q %q: %v", status, body, err)
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				fr.WriteSettingsAck()
+			}
+		case *http2.MetaHeadersFrame:
+			status = f.PseudoValue("status")
+			if f.StreamEnded() {
+				return status, body
+			}
+		case *http2.DataFrame:
+			body += string(f.Data())
+			if f.StreamEnded() {
+				return status, body
+			}
+		case *http2.RSTStreamFrame:
+			t.Fatalf("RST_STREAM %d %v", f.StreamID, f.ErrCode)
+		case *http2.GoAwayFrame:
+			t.Fatalf("GOAWAY %v %q", f.ErrCode, f.DebugData())
+		}
+	}
+}
+
+// TestUpgradeShapes: what the handler sees on stream 1 for requests of
+// every shape; the body is no DATA on the wire, so flow-control windows
+// do not bound it (a 40 KiB body above a 16 KiB stream window).
+func TestUpgradeShapes(t *testing.T) {
+	srv := &Server{HTTP: &http.Server{
+		ReadHeaderTimeout: 5 * time.Second,
+		HTTP2:             &http.HTTP2Config{MaxReceiveBufferPerStream: 16 << 10},
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			b, _ := io.ReadAll(r.Body)
+			fmt.Fprintf(w, "%s %s uri=%s host=%s len=%d cl=%d trailer=%v x-a=%q marker=%q", r.Proto, r.Method, r.RequestURI, r.Host,
+				len(b), r.ContentLength, r.Trailer, r.Header.Get("X-A"), r.Header.Get(bodyMarker))
+		}),
+	}, AllowUpgrade: true}
+	addr := serve(t, srv, false)
+	big := strings.Repeat("a", 40<<10)
+	for _, tt := range []struct{ name, req, want string }{
+		{"absolute-form", "GET http://other.example/p?q=1 HTTP/1.1\r\nHost: x\r\n" + upgradeHeaders + "\r\n",
+			`HTTP/2.0 GET uri=/p?q=1 host=other.example len=0 cl=0 trailer=map[] x-a="" marker=""`},
+		{"HEAD", "HEAD /h HTTP/1.1\r\nHost: x\r\n" + upgradeHeaders + "\r\n", ""},
+		{"Expect", "POST /e HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\n" + upgradeHeaders + "\r\nabc",
+			`HTTP/2.0 POST uri=/e host=x len=3 cl=3 trailer=map[] x-a="" marker=""`},
+		{"chunked with trailer", "POST /c HTTP/1.1\r\nHost: x\r\nTrailer: X-T\r\nTransfer-Encoding: chunked\r\n" + upgradeHeaders + "\r\n3\r\nabc\r\n0\r\nX-T: v\r\n\r\n",
+			`HTTP/2.0 POST uri=/c host=x len=3 cl=3 trailer=map[X-T:[v]] x-a="" marker=""`},
+		{"Connection-listed field", "GET /l HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings, X-A\r\nUpgrade: h2c\r\nHTTP2-Settings: \r\nX-A: 1\r\n\r\n",
+			`HTTP/2.0 GET uri=/l host=x len=0 cl=0 trailer=map[] x-a="" marker=""`},
+		{"forged marker", "GET /f HTTP/1.1\r\nHost: x\r\nX-H2c-Upgrade-Body: guess\r\n" + upgradeHeaders + "\r\n",
+			`HTTP/2.0 GET uri=/f host=x len=0 cl=0 trailer=map[] x-a="" marker=""`},
+		{"body over the stream window", fmt.Sprintf("POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n%s\r\n%s", len(big), upgradeHeaders, big),
+			`HTTP/2.0 POST uri=/b host=x len=40960 cl=40960 trailer=map[] x-a="" marker=""`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			nc, br := rawUpgrade(t, addr, tt.req)
+			status, body := readStream1(t, nc, br)
+			if status != "200" || body != tt.want {
+				t.Errorf("got %s %q; want 200 %q", status, body, tt.want)
+			}
+		})
+	}
+}
+
+// TestHTTP1After101: after switching to h2c, an HTTP/1.1 request in place
+// of the preface is never served as HTTP/1.1 (h2c smuggling); the server
+// answers with GOAWAY and closes.
+func TestHTTP1After101(t *testing.T) {
+	addr := serve(t, newServer(true), false)
+	nc, br := rawUpgrade(t, addr, "GET /first HTTP/1.1\r\nHost: x\r\n"+upgradeHeaders+"\r\nGET /second HTTP/1.1\r\nHost: x\r\n\r\n")
+	_ = nc
+	rest, err := io.ReadAll(br)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(rest), "HTTP/1.1") || !strings.Contains(string(rest), "\x00\x00\x00\x00\x00\x00\x00\x00\x01") {
+		t.Errorf("after the 101: %q; want frames ending in GOAWAY PROTOCOL_ERROR", rest)
+	}
+}
+
+// TestSilentAfter101: a client that goes quiet inside the preface is
+// dropped after UpgradeTimeout even with no server timeouts set.
+func TestSilentAfter101(t *testing.T) {
+	srv := &Server{HTTP: &http.Server{Handler: http.HandlerFunc(report)}, AllowUpgrade: true, UpgradeTimeout: 200 * time.Millisecond}
+	addr := serve(t, srv, false)
+	nc, br := rawUpgrade(t, addr, "GET / HTTP/1.1\r\nHost: x\r\n"+upgradeHeaders+"\r\n")
+	io.WriteString(nc, "PRI * HTTP/2.0\r\n") // part of the preface, then silence
+	if _, err := io.ReadAll(br); err != nil {
+		t.Errorf("the server did not close the connection: %v", err)
+	}
+}
+
+const upgradeHeaders = "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: \r\n"

@@ -2,9 +2,10 @@ package loadgen
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -13,34 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gobwas/ws"
-	"github.com/gobwas/ws/wsutil"
 	"golang.org/x/net/http2"
 )
-
-// Tests for defects a review found; each failed (or crashed) before its fix.
-
-// TestWSHugeContinuation: a continuation frame whose 64-bit length would
-// overflow the echo's bound is a protocol error, not a panic.
-func TestWSHugeContinuation(t *testing.T) {
-	addr := rawServer(t, func(c net.Conn) {
-		if _, err := ws.Upgrade(c); err != nil {
-			return
-		}
-		if _, _, err := wsutil.ReadClientData(c); err != nil {
-			return
-		}
-		c.Write(append([]byte{0x02, 8}, make([]byte, 8)...)) // binary, not final, 8 bytes
-		h := []byte{0x80, 127, 0, 0, 0, 0, 0, 0, 0, 0}       // continuation, final, 2^63-4
-		binary.BigEndian.PutUint64(h[2:], 1<<63-4)
-		c.Write(h)
-		io.Copy(io.Discard, c)
-	})
-	res := run(t, Config{Mode: WS, Target: "ws://" + addr + "/", Concurrency: 1, Requests: 1, Size: 16})
-	if res.Requests != 0 || res.ErrorsByKind["protocol"] != 1 {
-		t.Errorf("requests %d, errors %v; want one protocol error", res.Requests, res.ErrorsByKind)
-	}
-}
 
 // TestH2CTrailers: a response with trailers is a good response.
 func TestH2CTrailers(t *testing.T) {
@@ -99,32 +74,6 @@ func TestH2CNoWindow(t *testing.T) {
 	if res.Requests != 0 || res.ErrorsByKind["timeout"] == 0 {
 		t.Errorf("requests %d, errors %v; want timeouts only", res.Requests, res.ErrorsByKind)
 	}
-}
-
-// TestKeepAliveBadStatus: a 4xx or 5xx that is well framed, on a
-// connection the server keeps open, is a bad_status error but does not
-// cost the connection (as wrk counts it).
-func TestKeepAliveBadStatus(t *testing.T) {
-	url := httpServer(t, http.NotFoundHandler())
-	engines(t, func(t *testing.T) {
-		res := run(t, Config{Mode: HTTP1KeepAlive, Target: url, Concurrency: 1, Requests: 10})
-		wantErrors(t, res, KindBadStatus, 10)
-		if res.Connections != 1 || res.Status["404"] != 10 {
-			t.Errorf("connections %d, status %v; want 1 connection for 10 x 404", res.Connections, res.Status)
-		}
-	})
-	// One that closes after the error still costs a connection each.
-	closing := httpServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Connection", "close")
-		http.Error(w, "no", http.StatusServiceUnavailable)
-	}))
-	engines(t, func(t *testing.T) {
-		res := run(t, Config{Mode: HTTP1KeepAlive, Target: closing, Concurrency: 1, Requests: 5})
-		wantErrors(t, res, KindBadStatus, 5)
-		if res.Connections != 5 {
-			t.Errorf("connections %d; want 5", res.Connections)
-		}
-	})
 }
 
 // h2FramedServer runs answer for each request HEADERS on a connection
@@ -301,5 +250,81 @@ func TestH2CResultBeatsStop(t *testing.T) {
 		if err := c.await(conn); err != nil {
 			t.Fatalf("round %d: %v; want the result", i, err)
 		}
+	}
+}
+
+func TestH2C(t *testing.T) {
+	var mu sync.Mutex
+	protos := map[string]int{}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		protos[fmt.Sprint(r.Proto, " ", r.Method, " ", n)]++
+		mu.Unlock()
+		io.WriteString(w, "hello over h2c\n")
+	}))
+	srv.Config.Protocols = new(http.Protocols)
+	srv.Config.Protocols.SetUnencryptedHTTP2(true)
+	srv.Start()
+	t.Cleanup(srv.Close)
+
+	res := run(t, Config{Mode: H2C, Target: srv.URL, Concurrency: 2, Streams: 5, Requests: 200, Size: 100})
+	wantOK(t, res, 200)
+	if res.Connections < 1 || res.Connections > 2 {
+		t.Errorf("connections %d; want at most 2, one per transport", res.Connections)
+	}
+	mu.Lock()
+	if protos["HTTP/2.0 POST 100"] != 200 {
+		t.Errorf("server saw %v", protos)
+	}
+	mu.Unlock()
+	if res.BytesSent < 200*100 || res.BytesReceived < 200*uint64(len("hello over h2c\n")) {
+		t.Errorf("bytes %d sent, %d received: too few", res.BytesSent, res.BytesReceived)
+	}
+
+	// Bodies larger than the initial flow-control windows (RFC 9113 §6.9).
+	res = run(t, Config{Mode: H2C, Target: srv.URL, Concurrency: 1, Streams: 3, Requests: 9, Size: 300000})
+	wantOK(t, res, 9)
+	mu.Lock()
+	if protos["HTTP/2.0 POST 300000"] != 9 {
+		t.Errorf("server saw %v", protos)
+	}
+	mu.Unlock()
+
+	// A server allowing fewer streams than asked for: the rest wait for
+	// streams to end. net/http's server may still refuse a few: it
+	// counts a stream closed only once its own goroutine has seen its
+	// last frame written, which can come after the client has read it.
+	srv.Config.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: 2}
+	res = run(t, Config{Mode: H2C, Target: srv.URL, Concurrency: 1, Streams: 8, Requests: 100})
+	if res.Requests+res.Errors != 100 || res.Requests == 0 || res.Errors != res.ErrorsByKind["reset"] {
+		t.Errorf("MaxConcurrentStreams 2: requests %d, errors %v", res.Requests, res.ErrorSamples)
+	}
+
+	// Status, reset and timeout, stream by stream.
+	block := make(chan struct{})
+	defer close(block)
+	mux := http.NewServeMux()
+	mux.Handle("/404", http.NotFoundHandler())
+	mux.HandleFunc("/abort", func(http.ResponseWriter, *http.Request) { panic(http.ErrAbortHandler) })
+	mux.HandleFunc("/stall", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done(): // the client's RST_STREAM
+		case <-block:
+		}
+	})
+	srv2 := httptest.NewUnstartedServer(mux)
+	srv2.Config.Protocols = srv.Config.Protocols
+	srv2.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv2.Start()
+	t.Cleanup(srv2.Close)
+	wantErrors(t, run(t, Config{Mode: H2C, Target: srv2.URL + "/404", Concurrency: 1, Streams: 2, Requests: 6}), KindBadStatus, 6)
+	wantErrors(t, run(t, Config{Mode: H2C, Target: srv2.URL + "/abort", Concurrency: 1, Streams: 2, Requests: 6}), KindReset, 6)
+	wantErrors(t, run(t, Config{Mode: H2C, Target: srv2.URL + "/stall", Concurrency: 1, Streams: 2, Requests: 6, Timeout: 20 * time.Millisecond}), KindTimeout, 6)
+
+	// An HTTP/1-only server does not speak the preface.
+	res = run(t, Config{Mode: H2C, Target: httpServer(t, hello), Concurrency: 1, Streams: 1, Requests: 3})
+	if res.Requests != 0 || res.Errors != 3 {
+		t.Errorf("h2c to an HTTP/1 server: requests %d, errors %v", res.Requests, res.ErrorsByKind)
 	}
 }
