@@ -11,10 +11,16 @@
 //
 //	bench/run.sh
 //
-// loadtool.sh is separate: it checks that the load tool (portmux bench)
-// keeps up with wrk and h2load against bareserver, a bare net/http server.
+// The shell scripts beside it drive whole processes: embedded.sh (an
+// http.Server bare, behind portmux and behind cmux), daemon.sh (the
+// portmux daemon against HAProxy and sslh), loadtool.sh (the load tool,
+// bench/cmd/loadgen, against wrk and h2load on bareserver, a bare
+// net/http server), and all.sh, which runs every part; README.md here
+// says how, and what each measures.
 //
 // Sub-benchmarks name their variant with an impl=... key (impl=portmux,
 // impl=cmux, impl=bare, impl=nomux), so `benchstat -col /impl` puts the
-// variants side by side. cmux is imported only here, as the baseline.
+// variants side by side. cmux is imported here, as the baseline, and by
+// mux/cmuxcompat, the adapter for code that stays on cmux; the packages
+// that serve (mux, sniff, h2c, wsbridge) never import it.
 package bench

@@ -1,6 +1,6 @@
-// Package loadgen is the engine of the load tool (bench/cmd/loadgen): it drives a target
-// address with requests of one Mode and measures throughput, latency,
-// errors and bytes.
+// Package loadgen is the engine of the load tool, bench/cmd/loadgen: it
+// drives a target address with requests of one Mode and measures
+// throughput, latency, errors and bytes.
 //
 // Run takes a Config (zero values mean the documented defaults) and
 // returns a Result. Each worker keeps its own counters and latency
