@@ -71,22 +71,36 @@ func TestKubernetesExample(t *testing.T) {
 	}
 }
 
-// TestREADMEConfig: the configuration that README.md shows is valid.
-func TestREADMEConfig(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+// TestDocConfigs: every configuration that README.md and docs/ show is
+// valid.
+func TestDocConfigs(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("..", "..", "docs", "*.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, rest, ok := bytes.Cut(b, []byte("## The daemon"))
-	if !ok {
-		t.Fatal("README.md has no daemon section")
+	files = append(files, filepath.Join("..", "..", "README.md"))
+	blocks := 0
+	for _, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			var text []byte
+			var ok bool
+			if _, b, ok = bytes.Cut(b, []byte("```yaml\n")); !ok {
+				break
+			}
+			if text, b, ok = bytes.Cut(b, []byte("```")); !ok {
+				t.Fatalf("%s: a yaml block that does not end", name)
+			}
+			blocks++
+			if _, err := daemon.ParseConfig(text); err != nil {
+				t.Errorf("%s: the configuration\n%s\n%v", name, text, err)
+			}
+		}
 	}
-	_, rest, ok = bytes.Cut(rest, []byte("```yaml\n"))
-	text, _, ok2 := bytes.Cut(rest, []byte("```"))
-	if !ok || !ok2 {
-		t.Fatal("no yaml block in the daemon section")
-	}
-	if _, err := daemon.ParseConfig(text); err != nil {
-		t.Errorf("README's configuration: %v", err)
+	if blocks < 2 {
+		t.Errorf("%d yaml blocks in README.md and docs/; want the README's and the reference's", blocks)
 	}
 }
