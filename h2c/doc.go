@@ -37,4 +37,8 @@
 // the handler wrapper gives the request its body back. Anything but the
 // HTTP/2 preface after the 101 ends the connection with GOAWAY and is
 // never read as HTTP/1.1.
+//
+// This package is not golang.org/x/net/http2/h2c, whose NewHandler
+// serves h2c with x/net's own (deprecated) HTTP/2 server; this one keeps
+// net/http's. A program that needs both imports one under another name.
 package h2c

@@ -125,10 +125,11 @@ func TestReloadDropsListener(t *testing.T) {
 	io.WriteString(c, "still here\n")
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	r := bufio.NewReader(c)
-	if line, err := r.ReadString('\n'); err != nil || line != "b: x\n" {
-		t.Fatalf("the established connection after the reload: %q, %v", line, err)
+	line, err := r.ReadString('\n')
+	if line == "b: x\n" { // the answer to dialGreet's line, unless its reader took it
+		line, err = r.ReadString('\n')
 	}
-	if line, err := r.ReadString('\n'); err != nil || line != "b: still here\n" {
+	if err != nil || line != "b: still here\n" {
 		t.Errorf("the established connection after the reload: %q, %v", line, err)
 	}
 	if _, g := dialGreet(t, addrs[0], 2*time.Second); !strings.Contains(g, "hello") {
