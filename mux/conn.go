@@ -22,23 +22,32 @@ type Conn struct {
 	nc  net.Conn // the accepted connection
 	ctx context.Context
 
-	mu      sync.Mutex
-	replay  []byte  // sniffed bytes not yet read
-	buf     *[]byte // the pooled buffer replay points into
-	drained atomic.Bool
+	mu     sync.Mutex
+	replay []byte  // sniffed bytes not yet read
+	buf    *[]byte // the pooled buffer replay points into
+	flags  atomic.Uint32
+	proto  sniff.Protocol
+	slot   *limiter // the MaxConns slot, given back by the first Close
 
-	slot      *limiter // the MaxConns slot, given back by the first Close
-	closed    atomic.Bool
-	inHandler atomic.Bool // a Handler owns it: Close closes it
-
-	proto      sniff.Protocol
-	route      string
+	route      *route
 	serverName string
 	alpn       []string
-	remote     net.Addr // from a trusted PROXY header
-	local      net.Addr
+	proxied    *proxyAddrs // from a trusted PROXY header
 	sniffTime  time.Duration
 }
+
+// Conn flags.
+const (
+	drained   = 1 << iota // the replay is read: Read goes to the socket
+	closed                // Close gave back the MaxConns slot
+	inHandler             // a Handler owns it: the Mux's Close closes it
+)
+
+func (c *Conn) is(f uint32) bool { return c.flags.Load()&f != 0 }
+func (c *Conn) set(f uint32)     { c.flags.Or(f) }
+
+// proxyAddrs are the addresses a trusted PROXY header carried.
+type proxyAddrs struct{ remote, local net.Addr }
 
 var (
 	_ net.Conn      = (*Conn)(nil)
@@ -48,7 +57,7 @@ var (
 
 // Read reads the sniffed bytes first, then from the connection.
 func (c *Conn) Read(p []byte) (int, error) {
-	if !c.drained.Load() {
+	if !c.is(drained) {
 		c.mu.Lock()
 		if len(c.replay) > 0 {
 			n := copy(p, c.replay)
@@ -71,7 +80,7 @@ func (c *Conn) release() {
 		putBuf(c.buf)
 		c.buf = nil
 	}
-	c.drained.Store(true)
+	c.set(drained)
 }
 
 // Write writes to the connection.
@@ -83,7 +92,7 @@ func (c *Conn) Close() error {
 	c.release()
 	c.mu.Unlock()
 	err := c.nc.Close()
-	if c.closed.CompareAndSwap(false, true) && c.slot != nil {
+	if c.flags.Or(closed)&closed == 0 && c.slot != nil {
 		c.slot.release()
 	}
 	return err
@@ -115,7 +124,7 @@ func (c *Conn) WriteTo(w io.Writer) (int64, error) {
 	c.mu.Lock()
 	replay, buf := c.replay, c.buf
 	c.replay, c.buf = nil, nil
-	c.drained.Store(true)
+	c.set(drained)
 	c.mu.Unlock()
 	var total int64
 	if len(replay) > 0 {
@@ -141,7 +150,7 @@ func (c *Conn) WriteTo(w io.Writer) (int64, error) {
 // ReadFrom copies r to the connection, unwrapping a drained *Conn source
 // so that TCP to TCP is a splice.
 func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
-	if src, ok := r.(*Conn); ok && src.drained.Load() {
+	if src, ok := r.(*Conn); ok && src.is(drained) {
 		r = src.nc
 	}
 	if rf, ok := c.nc.(io.ReaderFrom); ok {
@@ -160,8 +169,8 @@ func unwrapWriter(w io.Writer) io.Writer {
 // RemoteAddr is the client's address: the source in a trusted PROXY
 // header if there was one, else the peer's.
 func (c *Conn) RemoteAddr() net.Addr {
-	if c.remote != nil {
-		return c.remote
+	if c.proxied != nil {
+		return c.proxied.remote
 	}
 	return c.nc.RemoteAddr()
 }
@@ -169,8 +178,8 @@ func (c *Conn) RemoteAddr() net.Addr {
 // LocalAddr is the destination in a trusted PROXY header if there was one,
 // else the socket's own address.
 func (c *Conn) LocalAddr() net.Addr {
-	if c.local != nil {
-		return c.local
+	if c.proxied != nil {
+		return c.proxied.local
 	}
 	return c.nc.LocalAddr()
 }
@@ -193,7 +202,12 @@ func (c *Conn) Protocol() sniff.Protocol { return c.proto }
 func (c *Conn) SniffTime() time.Duration { return c.sniffTime }
 
 // Route is the name of the route that took the connection.
-func (c *Conn) Route() string { return c.route }
+func (c *Conn) Route() string {
+	if c.route == nil {
+		return ""
+	}
+	return c.route.name
+}
 
 // ServerName is the TLS SNI host name, or "".
 func (c *Conn) ServerName() string { return c.serverName }
@@ -202,7 +216,7 @@ func (c *Conn) ServerName() string { return c.serverName }
 func (c *Conn) ALPN() []string { return c.alpn }
 
 // Proxied reports whether the addresses came from a trusted PROXY header.
-func (c *Conn) Proxied() bool { return c.remote != nil }
+func (c *Conn) Proxied() bool { return c.proxied != nil }
 
 // ConnectionState returns the TLS state when the accepted connection is a
 // *tls.Conn (a Mux over a TLS listener), and false otherwise.

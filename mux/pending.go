@@ -1,7 +1,6 @@
 package mux
 
 import (
-	"context"
 	"errors"
 	"io"
 	"net"
@@ -62,15 +61,14 @@ type pending struct {
 
 var pendingPool = sync.Pool{New: func() any { return new(pending) }}
 
-// serveConn sniffs nc, decides, and delivers or turns it away; for a
+// serveConn sniffs c, decides, and delivers or turns it away; for a
 // Handler route it returns what the Handler returned. It runs in a
 // goroutine of its own for each connection Serve accepted, or in
 // ServeConn's caller. The connection holds a MaxPending slot, which it
 // gives back once decided, and counts in m.inflight until it returns.
-func (m *Mux) serveConn(ctx context.Context, nc net.Conn) error {
+func (m *Mux) serveConn(c *Conn) error {
 	defer m.inflight.Done()
 	m.stats.accepted.Add(1)
-	c := &Conn{nc: nc, ctx: ctx, slot: &m.connSlots}
 	pd := pendingPool.Get().(*pending)
 	*pd = pending{m: m, s: m.settings(), c: c, routes: m.loadRoutes(), start: time.Now(), holdsSlot: true}
 	r := pd.sniff()
@@ -272,7 +270,7 @@ func (pd *pending) decided(r *route) bool {
 		return false
 	}
 	res := &pd.p.res
-	c.route = r.name
+	c.route = r
 	c.proto, _ = res.Protocol()
 	if res.TLS.Verdict == sniff.Match {
 		if len(res.TLS.ServerName) > 0 {
@@ -283,8 +281,7 @@ func (pd *pending) decided(r *route) bool {
 		}
 	}
 	if res.Proxy.Verdict == sniff.Match && !res.Proxy.Local && res.Proxy.Src.IsValid() {
-		c.remote = net.TCPAddrFromAddrPort(res.Proxy.Src)
-		c.local = net.TCPAddrFromAddrPort(res.Proxy.Dst)
+		c.proxied = &proxyAddrs{net.TCPAddrFromAddrPort(res.Proxy.Src), net.TCPAddrFromAddrPort(res.Proxy.Dst)}
 	}
 	if pd.buf != nil {
 		c.buf = pd.buf
@@ -294,7 +291,7 @@ func (pd *pending) decided(r *route) bool {
 		}
 		pd.buf = nil
 	} else {
-		c.drained.Store(true)
+		c.set(drained)
 	}
 	c.nc.SetReadDeadline(time.Time{})
 	if pd.m.isClosing() {
@@ -332,7 +329,7 @@ func (m *Mux) deliver(r *route, c *Conn) (err error) {
 		return nil
 	}
 	r.n.Add(1)
-	c.inHandler.Store(true)
+	c.set(inHandler)
 	if m.isHardClosed() {
 		c.Close() // Close ran before the flag was set
 	}

@@ -65,11 +65,11 @@ func (m *Mux) Serve(l net.Listener) error {
 			m.refuse(nc)
 			return ErrClosed
 		}
-		cctx := ctx
+		c := &Conn{nc: nc, ctx: ctx, slot: &m.connSlots}
 		if m.ConnContext != nil {
-			cctx = m.ConnContext(ctx, nc)
+			c.ctx = m.ConnContext(ctx, nc)
 		}
-		go m.serveConn(cctx, nc)
+		go m.serveConn(c)
 	}
 }
 
@@ -99,7 +99,7 @@ func (m *Mux) ServeConn(ctx context.Context, c net.Conn) error {
 	if m.ConnContext != nil {
 		ctx = m.ConnContext(ctx, c)
 	}
-	return m.serveConn(ctx, c)
+	return m.serveConn(&Conn{nc: c, ctx: ctx, slot: &m.connSlots})
 }
 
 // startConn counts a connection about to be sniffed in m.inflight, unless
@@ -278,7 +278,7 @@ func (m *Mux) closeConns(hard bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for c := range m.conns {
-		if c.inHandler.Load() {
+		if c.is(inHandler) {
 			if hard {
 				c.Close()
 			}
