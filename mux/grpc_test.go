@@ -442,3 +442,26 @@ func nextFrame(b []byte) (typ byte, rest []byte, ok bool) {
 	}
 	return b[3], b[9+n:], true
 }
+
+// Only a GRPC route: a client that never ACKs gets no GOAWAY SETTINGS_TIMEOUT.
+func TestSettingsNeverAckedNoRoute(t *testing.T) {
+	m := start(t, func(m *Mux) { m.SniffTimeout = 200 * time.Millisecond; m.Listen("grpc", GRPC()) })
+	c, _ := net.Dial("tcp", m.Addr().String())
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, sniff.Preface)
+	fr := http2.NewFramer(c, c)
+	fr.WriteSettings()
+	var got []string
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			break
+		}
+		got = append(got, f.Header().Type.String())
+	}
+	t.Logf("frames %v, rejected %v", got, m.Stats().Rejected)
+	if strings.Join(got, " ") != "SETTINGS GOAWAY" {
+		t.Errorf("frames %v; want SETTINGS GOAWAY (guarantees.md)", got)
+	}
+}

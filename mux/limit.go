@@ -13,8 +13,9 @@ type limiter struct {
 }
 
 // acquire takes a slot, waiting for one while the limit is reached. It
-// returns false, taking nothing, if stop is closed first.
-func (l *limiter) acquire(stop <-chan struct{}) bool {
+// returns false, taking nothing, if stop or cancel (which may be nil) is
+// closed first.
+func (l *limiter) acquire(stop, cancel <-chan struct{}) bool {
 	l.mu.Lock()
 	for l.limit > 0 && l.used >= l.limit {
 		if l.room == nil {
@@ -25,6 +26,8 @@ func (l *limiter) acquire(stop <-chan struct{}) bool {
 		select {
 		case <-room:
 		case <-stop:
+			return false
+		case <-cancel:
 			return false
 		}
 		l.mu.Lock()

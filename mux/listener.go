@@ -9,17 +9,17 @@ import (
 	"time"
 )
 
-// errListenerClosed is what Accept returns on a closed route Listener.
-var errListenerClosed = fmt.Errorf("mux: listener closed: %w", net.ErrClosed)
-
-// Errors of Listener.ServeConn, for connections it could not queue.
+// ErrListenerClosed is what a closed Listener's Accept returns, and
+// ErrQueueFull what its ServeConn returns for a connection that found the
+// queue full for SniffTimeout. ErrListenerClosed matches net.ErrClosed.
 var (
-	errRouteClosed = errors.New("mux: route listener closed")
-	errQueueFull   = errors.New("mux: route listener's queue stayed full")
+	ErrListenerClosed = fmt.Errorf("mux: route listener closed: %w", net.ErrClosed)
+	ErrQueueFull      = errors.New("mux: route listener's queue stayed full")
 )
 
 // Listener is a route's net.Listener: Accept returns the connections the
-// route takes, as *Conn (which replays the sniffed bytes). Closing it
+// route takes, as *Conn (which replays the sniffed bytes), or what a
+// Handler passed to ServeConn. Closing it
 // closes only this route: connections it would have taken are then closed
 // (ReasonRouteClosed).
 //
@@ -56,6 +56,9 @@ func (m *Mux) NewListener(name string) *Listener {
 		ch:   make(chan net.Conn, m.queueLen()),
 		done: make(chan struct{}),
 	}
+	m.mu.Lock()
+	m.routeLns[l] = struct{}{}
+	m.mu.Unlock()
 	if m.isHardClosed() {
 		l.drop()
 	}
@@ -67,21 +70,21 @@ func (m *Mux) NewListener(name string) *Listener {
 // Shutdown, it first returns the connections still queued.
 func (l *Listener) Accept() (net.Conn, error) {
 	if l.isClosed() {
-		return nil, errListenerClosed
+		return nil, ErrListenerClosed
 	}
 	select {
 	case c := <-l.ch:
 		return c, nil
 	case <-l.done:
-		return nil, errListenerClosed
+		return nil, ErrListenerClosed
 	case <-l.m.hardDone:
-		return nil, errListenerClosed
+		return nil, ErrListenerClosed
 	case <-l.m.drained:
 		select {
 		case c := <-l.ch:
 			return c, nil
 		default:
-			return nil, errListenerClosed
+			return nil, ErrListenerClosed
 		}
 	}
 }
@@ -92,8 +95,9 @@ func (l *Listener) Close() error {
 	return nil
 }
 
-// Addr returns the address of the listener the Mux last began to serve,
-// or, before Serve, one that names the route.
+// Addr returns the address of the listener that the Mux's most recent
+// Serve began with (for a Mux serving one listener, its address), or,
+// before any Serve, a placeholder that names the route.
 func (l *Listener) Addr() net.Addr {
 	if a := l.m.lastAddr.Load(); a != nil {
 		return *a
@@ -108,22 +112,27 @@ func (routeAddr) Network() string  { return "mux" }
 func (a routeAddr) String() string { return "mux route " + string(a) }
 
 // ServeConn queues c for Accept, waiting up to the Mux's SniffTimeout for
-// room in a full queue; if c cannot be queued (the route is closed, or
-// the queue stayed full) it closes c and returns an error.
+// room in a full queue; if c cannot be queued it closes c and returns
+// ErrListenerClosed or ErrQueueFull.
 func (l *Listener) ServeConn(_ context.Context, c net.Conn) error {
 	if reason := l.deliver(c, l.m.settings().sniffTimeout); reason != ReasonNone {
 		c.Close()
 		if reason == ReasonQueueFull {
-			return errQueueFull
+			return ErrQueueFull
 		}
-		return errRouteClosed
+		return ErrListenerClosed
 	}
 	return nil
 }
 
 // drop closes the route and every connection still queued.
 func (l *Listener) drop() {
-	l.once.Do(func() { close(l.done) })
+	l.once.Do(func() {
+		close(l.done)
+		l.m.mu.Lock()
+		delete(l.m.routeLns, l)
+		l.m.mu.Unlock()
+	})
 	l.closeQueued()
 }
 

@@ -1,6 +1,7 @@
 package mux
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portmux/portmux/internal/testtool"
 	"github.com/portmux/portmux/sniff"
 )
 
@@ -115,4 +117,77 @@ func TestQueueFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Close()
+}
+
+// A Listener reached through a wrapping Handler (the daemon's page route):
+// Close says it closes "every route Listener (with the connections queued
+// on it)", but the queued connection stays open and keeps its MaxConns slot.
+func TestCloseClosesEveryListenersQueue(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	m := new(Mux)
+	m.MaxConns = 10
+	l := m.NewListener("page")
+	m.HandleFunc("wrapped", Any(), func(ctx context.Context, c net.Conn) error {
+		return l.ServeConn(ctx, c) // e.g. metrics around a Listener
+	})
+	go m.Serve(ln)
+	c := testtool.Dial(t, ln.Addr().String(), "x")
+	defer c.Close()
+	waitFor(t, func() bool { return len(l.ch) == 1 })
+	m.Close()
+	if _, err := l.Accept(); err == nil {
+		t.Fatal("Accept after Close succeeded")
+	}
+	c.SetReadDeadline(time.Now().Add(time.Second))
+	var b [1]byte
+	if _, err := c.Read(b[:]); err == nil || isTimeout(err) {
+		t.Errorf("queued connection still open after Close (read: %v); MaxConns slots in use: %d", err, m.connSlots.inUse())
+	}
+	l.Close()
+}
+
+func isTimeout(err error) bool {
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
+}
+
+// A connection decided before Shutdown but waiting for room in a full
+// route queue gets Shutdown's "interrupt the sniff" read deadline, and is
+// then handed to the server with that deadline in the past.
+// TestShutdownLeavesQueuedDeadlines: a connection decided before
+// Shutdown and waiting for room in its route's queue is handed over with
+// no deadline of the mux's (a review found it poisoned by Shutdown's
+// interruption of sniffs).
+func TestShutdownLeavesQueuedDeadlines(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	m := new(Mux)
+	m.QueueLen = 1
+	l := m.Listen("any", Any())
+	go m.Serve(ln)
+	defer m.Close()
+	c1 := testtool.Dial(t, ln.Addr().String(), "1")
+	defer c1.Close()
+	waitFor(t, func() bool { return len(l.ch) == 1 })
+	c2 := testtool.Dial(t, ln.Addr().String(), "2")
+	defer c2.Close()
+	time.Sleep(100 * time.Millisecond) // c2 waits in waitRoom
+	go m.Shutdown(context.Background())
+	time.Sleep(100 * time.Millisecond)
+	s1, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s1.Close()
+	s2, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	c2.Write([]byte("more"))
+	// Not a deadline of the test's own: that would replace the one Shutdown
+	// must not have left.
+	b := make([]byte, len("2more"))
+	if _, err := io.ReadFull(s2, b); err != nil || string(b) != "2more" {
+		t.Errorf("read of a connection handed off during Shutdown: %q, %v", b, err)
+	}
 }

@@ -174,17 +174,18 @@ type Mux struct {
 	OnReject func(c net.Conn, reason Reason)
 
 	initOnce sync.Once
-	cfgOnce  sync.Once
-	cfg      atomic.Pointer[settings]
+	// snap is the settings and routes a connection starts with, swapped
+	// whole (under mu) so that no connection sees a reload's settings
+	// with the routes it replaces.
+	snap     atomic.Pointer[snapshot]
 	lastAddr atomic.Pointer[net.Addr] // of the listener Serve last began with
-	routes   atomic.Pointer[[]*route]
-	routeMu  sync.Mutex // serializes route changes
 
 	mu         sync.Mutex
 	closed     bool
 	listeners  map[*net.Listener]struct{}
-	cancels    []context.CancelFunc // of the base contexts Serve made
-	conns      map[*Conn]struct{}   // being sniffed, answered, or in a Handler
+	cancels    []context.CancelFunc   // of the base contexts Serve made
+	conns      map[*Conn]struct{}     // being sniffed, answered, or in a Handler
+	routeLns   map[*Listener]struct{} // every Listener made, until it is closed
 	onShutdown []func()
 	done       chan struct{} // closed by Close and Shutdown: stop accepting
 	hardDone   chan struct{} // closed by Close: drop everything
@@ -205,26 +206,61 @@ func (m *Mux) init() {
 		m.drained = make(chan struct{})
 		m.listeners = make(map[*net.Listener]struct{})
 		m.conns = make(map[*Conn]struct{})
+		m.routeLns = make(map[*Listener]struct{})
 	})
 }
 
 // settings returns the Config in force: the fields as they are when the
 // Mux first serves, or what Reconfigure gave it.
 func (m *Mux) settings() *settings {
-	m.init()
-	m.cfgOnce.Do(func() {
-		m.mu.Lock()
-		s := newSettings(m.Config)
-		m.mu.Unlock()
-		m.apply(s)
-	})
-	return m.cfg.Load()
+	return m.snapshot().s
 }
 
-func (m *Mux) apply(s *settings) {
-	m.cfg.Store(s)
-	m.pendingSlots.setLimit(s.maxPending)
-	m.connSlots.setLimit(s.MaxConns)
+// snapshot is what a connection starts with: the settings in force (the
+// fields as they are when the Mux first serves, or what Reconfigure
+// gave it) and the routes.
+type snapshot struct {
+	s      *settings // nil before the Mux first serves
+	routes []*route
+}
+
+// snapshot returns the snapshot in force, taking the settings from the
+// fields the first time.
+func (m *Mux) snapshot() *snapshot {
+	if sn := m.snap.Load(); sn != nil && sn.s != nil {
+		return sn
+	}
+	m.init()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	sn := m.loadSnapLocked()
+	if sn.s == nil {
+		sn = m.swapLocked(newSettings(m.Config), sn.routes)
+	}
+	return sn
+}
+
+func (m *Mux) loadSnapLocked() *snapshot {
+	if sn := m.snap.Load(); sn != nil {
+		return sn
+	}
+	return &snapshot{}
+}
+
+// swapLocked puts new settings (if s is not nil) and routes in force;
+// m.mu is held.
+func (m *Mux) swapLocked(s *settings, routes []*route) *snapshot {
+	old := m.loadSnapLocked()
+	if s == nil {
+		s = old.s
+	}
+	sn := &snapshot{s: s, routes: routes}
+	m.snap.Store(sn)
+	if s != nil && s != old.s {
+		m.pendingSlots.setLimit(s.maxPending)
+		m.connSlots.setLimit(s.MaxConns)
+	}
+	return sn
 }
 
 // Reconfigure replaces the Config of a Mux that may be serving. The
@@ -236,12 +272,23 @@ func (m *Mux) apply(s *settings) {
 // not run at the same time as code that reads those fields directly.
 func (m *Mux) Reconfigure(c Config) {
 	m.init()
-	m.cfgOnce.Do(func() {}) // the fields are not read after this
-	s := newSettings(c)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.Config = c
+	m.swapLocked(newSettings(c), m.loadSnapLocked().routes)
+}
+
+// Reload is Reconfigure and SetRoutes in one step: no connection starts
+// with the new settings and the old routes, or the other way round.
+func (m *Mux) Reload(c Config, routes []Route) {
+	m.init()
+	rs, kept := m.newRoutes(routes)
 	m.mu.Lock()
 	m.Config = c
+	old := m.loadSnapLocked().routes
+	m.swapLocked(newSettings(c), rs)
 	m.mu.Unlock()
-	m.apply(s)
+	dropReplaced(old, kept)
 }
 
 func (m *Mux) isClosing() bool {

@@ -68,9 +68,9 @@ var pendingPool = sync.Pool{New: func() any { return new(pending) }}
 // gives back once decided, and counts in m.inflight until it returns.
 func (m *Mux) serveConn(c *Conn) error {
 	defer m.inflight.Done()
-	m.stats.accepted.Add(1)
 	pd := pendingPool.Get().(*pending)
-	*pd = pending{m: m, s: m.settings(), c: c, routes: m.loadRoutes(), start: time.Now(), holdsSlot: true}
+	sn := m.snapshot()
+	*pd = pending{m: m, s: sn.s, c: c, routes: sn.routes, start: time.Now(), holdsSlot: true}
 	r := pd.sniff()
 	pd.releaseSlot()
 	if pd.buf != nil {
@@ -293,13 +293,24 @@ func (pd *pending) decided(r *route) bool {
 	} else {
 		c.set(drained)
 	}
-	c.nc.SetReadDeadline(time.Time{})
-	if pd.m.isClosing() {
-		// Close raced with the decision; its deadline may have been
-		// cleared above.
+	// Decided: from here Shutdown's interruption of sniffs must pass this
+	// connection by. A Listener's connection leaves the set Close reaches
+	// (the Listener closes it while queued); a Handler's stays in it, to
+	// be closed by Close while the Handler runs.
+	m := pd.m
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
 		pd.finish(ReasonShutdown)
 		return false
 	}
+	if r.ln != nil {
+		delete(m.conns, c)
+	} else {
+		c.set(inHandler)
+	}
+	m.mu.Unlock()
+	c.nc.SetReadDeadline(time.Time{})
 	c.sniffTime = time.Since(pd.start)
 	pd.m.stats.sniffNanos.Add(uint64(c.sniffTime))
 	pd.releaseSlot()
@@ -321,18 +332,14 @@ func (pd *pending) releaseSlot() {
 func (m *Mux) deliver(r *route, c *Conn) (err error) {
 	if r.ln != nil {
 		if reason := r.ln.deliver(c, m.settings().sniffTimeout); reason != ReasonNone {
-			m.finish(c, reason)
+			m.count(c, reason)
+			c.Close()
 			return nil
 		}
 		r.n.Add(1)
-		m.untrack(c)
 		return nil
 	}
 	r.n.Add(1)
-	c.set(inHandler)
-	if m.isHardClosed() {
-		c.Close() // Close ran before the flag was set
-	}
 	defer func() {
 		m.untrack(c)
 		if p := recover(); p != nil {
@@ -438,6 +445,11 @@ func (pd *pending) exchangeHTTP2(r *route, more bool) (*route, bool, bool) {
 		}
 		pd.sendGoAway(goAwayNoError)
 		pd.reject(ReasonHTTP2Idle)
+		return nil, false, true
+	case r == nil && !more && !hasSettingsAck(frames):
+		// No route takes it, and it never acknowledged the mux's SETTINGS.
+		pd.sendGoAway(goAwaySettingsTimeout)
+		pd.reject(ReasonHTTP2Settings)
 		return nil, false, true
 	case r == nil:
 		return r, more, false

@@ -45,8 +45,8 @@ type route struct {
 }
 
 func (m *Mux) loadRoutes() []*route {
-	if p := m.routes.Load(); p != nil {
-		return *p
+	if sn := m.snap.Load(); sn != nil {
+		return sn.routes
 	}
 	return nil
 }
@@ -67,13 +67,13 @@ func (m *Mux) newRoute(name string, match Matcher, h Handler) *route {
 func (m *Mux) Handle(name string, match Matcher, h Handler) {
 	m.init()
 	r := m.newRoute(name, match, h)
-	m.routeMu.Lock()
-	defer m.routeMu.Unlock()
-	old := m.loadRoutes()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old := m.loadSnapLocked().routes
 	rs := make([]*route, len(old), len(old)+1)
 	copy(rs, old)
 	rs = append(rs, r)
-	m.routes.Store(&rs)
+	m.swapLocked(nil, rs)
 }
 
 // HandleFunc adds a route that calls f; see Handle.
@@ -99,6 +99,17 @@ func (m *Mux) Listen(name string, match Matcher) *Listener {
 // ones are closed, as by their Close.
 func (m *Mux) SetRoutes(routes []Route) {
 	m.init()
+	rs, kept := m.newRoutes(routes)
+	m.mu.Lock()
+	old := m.loadSnapLocked().routes
+	m.swapLocked(nil, rs)
+	m.mu.Unlock()
+	dropReplaced(old, kept)
+}
+
+// newRoutes makes the routes of SetRoutes and Reload, and the set of
+// Listeners among them.
+func (m *Mux) newRoutes(routes []Route) ([]*route, map[*Listener]bool) {
 	rs := make([]*route, 0, len(routes))
 	kept := map[*Listener]bool{}
 	for _, r := range routes {
@@ -108,10 +119,11 @@ func (m *Mux) SetRoutes(routes []Route) {
 		}
 		rs = append(rs, nr)
 	}
-	m.routeMu.Lock()
-	old := m.loadRoutes()
-	m.routes.Store(&rs)
-	m.routeMu.Unlock()
+	return rs, kept
+}
+
+// dropReplaced closes the Listeners of old routes that are not kept.
+func dropReplaced(old []*route, kept map[*Listener]bool) {
 	for _, r := range old {
 		if r.ln != nil && !kept[r.ln] {
 			r.ln.drop()

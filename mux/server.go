@@ -8,8 +8,10 @@ import (
 )
 
 // Serve accepts connections on l and sniffs each in a goroutine of its
-// own; the accept loop never reads. It waits for a MaxPending slot (and a
-// MaxConns one) before each Accept. Accept errors other than a closed
+// own; the accept loop never reads. Each connection takes a MaxPending
+// slot (and a MaxConns one): while they are all taken, the loop holds the
+// connection it accepted last and accepts no other, so that the rest wait
+// in the kernel's backlog. Accept errors other than a closed
 // listener back off (5 ms doubling to 1 s) and are retried. Serve may be
 // called for several listeners at once; Close and Shutdown close them
 // all, and Serve closes l when it returns. It always returns a non-nil
@@ -24,9 +26,12 @@ func (m *Mux) Serve(l net.Listener) error {
 			panic("mux: BaseContext returned a nil context")
 		}
 	}
+	// The connections' context ends with the Mux (Close), not with this
+	// Serve: a listener closed, or Shutdown's closing of it, leaves the
+	// connections it accepted to finish.
 	ctx, cancel := context.WithCancel(base)
-	defer cancel()
 	if !m.trackListener(&l, cancel) {
+		cancel()
 		return ErrClosed
 	}
 	defer m.untrackListener(&l)
@@ -35,12 +40,8 @@ func (m *Mux) Serve(l net.Listener) error {
 
 	var delay time.Duration
 	for {
-		if !m.acquireSlots() {
-			return ErrClosed
-		}
 		nc, err := l.Accept()
 		if err != nil {
-			m.releaseSlots()
 			if m.isClosing() {
 				return ErrClosed
 			}
@@ -61,10 +62,17 @@ func (m *Mux) Serve(l net.Listener) error {
 			continue
 		}
 		delay = 0
+		if !m.acquireSlots(nil) {
+			nc.Close()
+			m.stats.accepted.Add(1)
+			m.count(nc, ReasonShutdown)
+			return ErrClosed
+		}
 		if !m.startConn() {
 			m.refuse(nc)
 			return ErrClosed
 		}
+		m.stats.accepted.Add(1)
 		c := &Conn{nc: nc, ctx: ctx, slot: &m.connSlots}
 		if m.ConnContext != nil {
 			c.ctx = m.ConnContext(ctx, nc)
@@ -85,14 +93,18 @@ func (m *Mux) Serve(l net.Listener) error {
 // ServeConn closes c and returns ErrClosed.
 func (m *Mux) ServeConn(ctx context.Context, c net.Conn) error {
 	m.settings()
+	m.stats.accepted.Add(1)
 	if !m.startConn() {
 		c.Close()
 		m.count(c, ReasonShutdown)
 		return ErrClosed
 	}
-	if !m.acquireSlots() {
+	if !m.acquireSlots(ctx.Done()) {
 		m.inflight.Done()
 		c.Close()
+		if err := ctx.Err(); err != nil && !m.isClosing() {
+			return err
+		}
 		m.count(c, ReasonShutdown)
 		return ErrClosed
 	}
@@ -120,16 +132,17 @@ func (m *Mux) startConn() bool {
 func (m *Mux) refuse(nc net.Conn) {
 	nc.Close()
 	m.releaseSlots()
+	m.stats.accepted.Add(1)
 	m.count(nc, ReasonShutdown)
 }
 
 // acquireSlots takes a MaxPending slot and, with MaxConns set, a
-// connection slot; false if the Mux closes first.
-func (m *Mux) acquireSlots() bool {
-	if !m.connSlots.acquire(m.done) {
+// connection slot; false if the Mux closes, or cancel is closed, first.
+func (m *Mux) acquireSlots(cancel <-chan struct{}) bool {
+	if !m.connSlots.acquire(m.done, cancel) {
 		return false
 	}
-	if !m.pendingSlots.acquire(m.done) {
+	if !m.pendingSlots.acquire(m.done, cancel) {
 		m.connSlots.release()
 		return false
 	}
@@ -170,7 +183,7 @@ func (m *Mux) RegisterOnShutdown(f func()) {
 }
 
 // Close stops accepting and closes every listener that Serve was given,
-// every route Listener (with the connections queued on it), every
+// every Listener of the Mux (with the connections queued on it), every
 // connection still being sniffed and every connection in a Handler, at
 // once, and cancels the contexts of the connections Serve accepted.
 // Connections already accepted from a route Listener are their servers'
@@ -179,10 +192,14 @@ func (m *Mux) Close() error {
 	m.init()
 	err := m.stop(true)
 	m.closeConns(true)
-	for _, r := range m.loadRoutes() {
-		if r.ln != nil {
-			r.ln.drop()
-		}
+	m.mu.Lock()
+	lns := make([]*Listener, 0, len(m.routeLns))
+	for l := range m.routeLns {
+		lns = append(lns, l)
+	}
+	m.mu.Unlock()
+	for _, l := range lns {
+		l.drop()
 	}
 	return err
 }
@@ -192,8 +209,10 @@ func (m *Mux) Close() error {
 // RegisterOnShutdown, then waits until every decided connection has been
 // handed off and every Handler call has returned. Route Listeners then
 // return the connections still queued and after them an error matching
-// net.ErrClosed. If ctx ends first, Shutdown closes as Close does and
-// returns ctx.Err().
+// net.ErrClosed. If ctx ends first, Shutdown cancels the connections'
+// contexts, so that Handlers can say goodbye (a wsbridge.Bridge sends
+// close 1001), waits up to LingerTimeout more for them, then closes as
+// Close does, and returns ctx.Err().
 func (m *Mux) Shutdown(ctx context.Context) error {
 	m.init()
 	err := m.stop(false)
@@ -220,8 +239,25 @@ func (m *Mux) Shutdown(ctx context.Context) error {
 		m.mu.Unlock()
 		return err
 	case <-ctx.Done():
+		m.cancelContexts()
+		t := time.NewTimer(m.settings().lingerTimeout)
+		select {
+		case <-wait:
+		case <-t.C:
+		}
+		t.Stop()
 		m.Close()
 		return ctx.Err()
+	}
+}
+
+// cancelContexts cancels the contexts of every connection Serve accepted.
+func (m *Mux) cancelContexts() {
+	m.mu.Lock()
+	cancels := m.cancels
+	m.mu.Unlock()
+	for _, cancel := range cancels {
+		cancel()
 	}
 }
 
@@ -275,15 +311,20 @@ var aLongTimeAgo = time.Unix(1, 0)
 // return now (its goroutine then sees the Mux closing and closes it) and,
 // if hard, closes the connections in Handlers.
 func (m *Mux) closeConns(hard bool) {
+	var owned []*Conn
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	for c := range m.conns {
 		if c.is(inHandler) {
 			if hard {
-				c.Close()
+				owned = append(owned, c)
 			}
 			continue
 		}
 		c.nc.SetReadDeadline(aLongTimeAgo)
+	}
+	m.mu.Unlock()
+	// Outside the lock: a *tls.Conn's Close may wait to send close_notify.
+	for _, c := range owned {
+		c.Close()
 	}
 }

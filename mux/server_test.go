@@ -253,8 +253,8 @@ func TestNoHandOffAfterShutdown(t *testing.T) {
 	if _, err := client.Read(make([]byte, 1)); err != io.EOF {
 		t.Errorf("late connection: %v; want it closed", err)
 	}
-	if m.Stats().Accepted != 0 || rejected.Load() != 1 || m.Stats().Rejected[ReasonShutdown] != 1 {
-		t.Errorf("after Shutdown returned: %d accepted, %d reported to OnReject, stats %v; want 0, 1 (shutdown)",
+	if m.Stats().Accepted != 1 || rejected.Load() != 1 || m.Stats().Rejected[ReasonShutdown] != 1 {
+		t.Errorf("after Shutdown returned: %d accepted, %d reported to OnReject, stats %v; want 1, 1 (shutdown)",
 			m.Stats().Accepted, rejected.Load(), m.Stats().Rejected)
 	}
 	close(l.release)
@@ -573,16 +573,15 @@ func TestReconfigure(t *testing.T) {
 	if g := exchange(t, m.Addr(), "GET / HTTP/1.1\r\nHo"); !strings.HasPrefix(g, "HTTP/1.1 408 ") {
 		t.Errorf("partial head after the new SniffTimeout: %q; want 408", g)
 	}
-	// Lowered below what is held: nothing new is admitted.
+	// Lowered to what is held (the silent client's slot): nothing new is
+	// admitted.
 	cfg.MaxPending = 1
 	cfg.SniffTimeout = time.Hour
 	m.Reconfigure(cfg)
-	testtool.Dial(t, m.Addr().String(), "") // a second silent client: 2 held, limit 1
-	waitFor(t, func() bool { return m.Stats().Accepted == 5 })
 	go func() { got <- exchange(t, m.Addr(), "SSH-2.0-x\r\n") }()
 	select {
 	case g := <-got:
-		t.Fatalf("served with 2 pending and MaxPending lowered to 1: %q", g)
+		t.Fatalf("served with 1 pending and MaxPending lowered to 1: %q", g)
 	case <-time.After(200 * time.Millisecond):
 	}
 	m.Reconfigure(Config{})
@@ -610,5 +609,153 @@ func TestMuxAsHandler(t *testing.T) {
 	}
 	if n := inner.Stats().Routed["inner-http1"]; n != 1 {
 		t.Errorf("inner Mux routed %d; want 1", n)
+	}
+}
+
+// Shutdown must let Handlers finish; their contexts should end at Close
+// (docs: "Close cancels it"), not as soon as Shutdown begins.
+// TestShutdownKeepsHandlerContexts: Shutdown closes the listeners, but
+// the contexts of connections in Handlers last until its ctx ends (a
+// review found them cancelled as Serve returned).
+func TestShutdownKeepsHandlerContexts(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	m := new(Mux)
+	in := make(chan struct{})
+	cancelled := make(chan time.Time, 1)
+	m.HandleFunc("any", Any(), func(ctx context.Context, c net.Conn) error {
+		defer c.Close()
+		close(in)
+		<-ctx.Done()
+		cancelled <- time.Now()
+		return nil
+	})
+	go m.Serve(ln)
+	c := testtool.Dial(t, ln.Addr().String(), "x")
+	defer c.Close()
+	<-in
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	go m.Shutdown(ctx)
+	select {
+	case at := <-cancelled:
+		if d := at.Sub(start); d < time.Second {
+			t.Errorf("Handler's context cancelled %v after Shutdown began; want it to last until Close (grace 2s)", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("never cancelled")
+	}
+	m.Close()
+}
+
+// A listener closed by someone else ends Serve; the connections it
+// accepted lose their contexts although the Mux is not closed.
+func TestListenerCloseKeepsContexts(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	m := new(Mux)
+	defer m.Close()
+	in := make(chan struct{})
+	cancelled := make(chan struct{})
+	m.HandleFunc("any", Any(), func(ctx context.Context, c net.Conn) error {
+		defer c.Close()
+		close(in)
+		select {
+		case <-ctx.Done():
+			close(cancelled)
+		case <-time.After(2 * time.Second):
+		}
+		return nil
+	})
+	go m.Serve(ln)
+	c := testtool.Dial(t, ln.Addr().String(), "x")
+	defer c.Close()
+	<-in
+	ln.Close()
+	select {
+	case <-cancelled:
+		t.Error("closing one listener cancelled the contexts of connections in Handlers; the Mux is not closed")
+	case <-time.After(3 * time.Second):
+	}
+}
+
+func TestReconfigureRacesFirstServe(t *testing.T) {
+	nils := 0
+	for range 20000 {
+		m := new(Mux)
+		m.init()
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		wg.Go(func() {
+			<-start
+			m.Reconfigure(Config{SniffTimeout: time.Second, UpgradeOnly: []string{"websocket", "h2c"}})
+		})
+		wg.Go(func() {
+			<-start
+			for j := 0; j < 50; j++ {
+				if m.settings() == nil {
+					nils++
+					return
+				}
+			}
+		})
+		close(start)
+		wg.Wait()
+	}
+	if nils > 0 {
+		t.Errorf("settings() returned nil in %d of 20000 runs: Reconfigure marks cfgOnce done before cfg is stored", nils)
+	}
+}
+
+// MaxConns 1, two listeners, no connection open: a client of the second
+// listener should be served. Each idle Serve loop holds a slot in Accept.
+func TestIdleAcceptLoopHoldsNoSlot(t *testing.T) {
+	m := new(Mux)
+	m.MaxConns = 1
+	m.HandleFunc("any", Any(), func(ctx context.Context, c net.Conn) error {
+		c.Write([]byte("hi"))
+		return c.Close()
+	})
+	l1, _ := net.Listen("tcp", "127.0.0.1:0")
+	l2, _ := net.Listen("tcp", "127.0.0.1:0")
+	go m.Serve(l1)
+	time.Sleep(50 * time.Millisecond) // l1's loop takes the slot and waits in Accept
+	go m.Serve(l2)
+	defer m.Close()
+	c := testtool.Dial(t, l2.Addr().String(), "x")
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	var b [2]byte
+	if _, err := c.Read(b[:]); err != nil {
+		t.Errorf("client of the second listener, with no connection open anywhere, got %v; want it served (MaxConns=1)", err)
+	}
+}
+
+// ServeConn waiting for a MaxConns slot ignores its ctx.
+func TestServeConnCtxWhileWaiting(t *testing.T) {
+	m := new(Mux)
+	m.MaxConns = 1
+	hold := make(chan struct{})
+	m.HandleFunc("any", Any(), func(ctx context.Context, c net.Conn) error {
+		<-hold
+		return c.Close()
+	})
+	defer m.Close()
+	defer close(hold)
+	a1, b1 := net.Pipe()
+	defer a1.Close()
+	go m.ServeConn(context.Background(), b1)
+	// Any() takes it at once
+	time.Sleep(50 * time.Millisecond)
+	a2, b2 := net.Pipe()
+	defer a2.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- m.ServeConn(ctx, b2) }()
+	select {
+	case err := <-done:
+		t.Logf("ServeConn returned %v", err)
+	case <-time.After(time.Second):
+		t.Error("ServeConn still waiting for a slot 900ms after its ctx ended")
 	}
 }

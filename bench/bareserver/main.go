@@ -1,6 +1,6 @@
 // Command bareserver is the target of bench/loadtool.sh: a bare net/http
 // server (no mux) answering every request with a short text body, so that
-// wrk or h2load and "portmux bench" are compared against the same thing.
+// wrk or h2load and the load tool (bench/cmd/loadgen) are compared against the same thing.
 // With -mux portmux or -mux cmux the HTTP/1.1 port is served through that
 // multiplexer with three routes (h2, WebSocket, HTTP/1), for
 // bench/embedded.sh. With -h2c-addr it also serves HTTP/2 with prior

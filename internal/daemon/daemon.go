@@ -113,9 +113,11 @@ func (d *Daemon) serve(p *port) {
 	d.page.serve(p.page)
 }
 
-// Shutdown stops accepting everywhere and lets connections finish until
-// ctx ends; then it closes those left and waits for every goroutine. It
-// returns an error if connections had to be closed.
+// Shutdown stops accepting everywhere, tells the echo's clients it is
+// going away (close 1001), and lets connections finish until ctx ends;
+// then the bridges' clients get close 1001 too, and what is left is
+// closed. It returns an error if connections had to be closed; Handlers
+// whose connections it closed end on their own.
 func (d *Daemon) Shutdown(ctx context.Context) error {
 	d.met.ready.Store(false)
 	d.mu.Lock()
@@ -127,6 +129,9 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		ports = append(ports, p)
 	}
 	d.mu.Unlock()
+	for _, p := range ports {
+		p.echo.goAway()
+	}
 
 	var mu sync.Mutex
 	var drained error

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/portmux/portmux/mux"
@@ -12,7 +13,8 @@ import (
 // socket's whole life: a reload gives the mux new settings
 // (Mux.Reconfigure) and routes (Mux.SetRoutes), never a new mux.
 type port struct {
-	cfg  *ListenerConfig // under Daemon.mu
+	cfg  *ListenerConfig        // under Daemon.mu
+	name atomic.Pointer[string] // the listener's name, for rejections' metrics
 	ln   net.Listener
 	m    *mux.Mux
 	page *mux.Listener // the built-in page's connections, to the page server
@@ -38,15 +40,14 @@ func (d *Daemon) openPort(lc *ListenerConfig) (*port, error) {
 		}
 	}
 	p := &port{cfg: lc, ln: ln, echo: newEchoServer()}
-	name := lc.Name
+	p.name.Store(&lc.Name)
 	p.m = &mux.Mux{
 		Config: muxConfig(lc),
 		Logger: d.log,
 		OnReject: func(_ net.Conn, reason mux.Reason) {
-			d.met.rejected(name, reason)
+			d.met.rejected(*p.name.Load(), reason)
 		},
 	}
-	p.m.RegisterOnShutdown(p.echo.goAway)
 	p.page = p.m.NewListener("page")
 	p.m.SetRoutes(d.routes(p, lc))
 	return p, nil

@@ -24,10 +24,11 @@ const (
 	outcomeDialTimeout                // the backend did not answer within dial_timeout
 	outcomeRouteLimit                 // the route's max_connections were open
 	outcomeShutdown                   // the server behind the route was shutting down
+	outcomeQueueFull                  // the server behind the route accepted too slowly
 	numOutcomes
 )
 
-var outcomeNames = [numOutcomes]string{"ok", "idle_timeout", "error", "dial_error", "dial_timeout", "route_limit", "shutdown"}
+var outcomeNames = [numOutcomes]string{"ok", "idle_timeout", "error", "dial_error", "dial_timeout", "route_limit", "shutdown", "queue_full"}
 
 func (o outcome) String() string { return outcomeNames[o] }
 

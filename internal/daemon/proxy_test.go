@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"sync"
@@ -170,5 +172,62 @@ func TestActiveSessionOutlivesIdleTimeout(t *testing.T) {
 		if got, err := r.ReadString('\n'); err != nil || got != fmt.Sprintf("echo: line%d\n", i) {
 			t.Fatalf("round trip %d: %q, %v", i, got, err)
 		}
+	}
+}
+
+// TestBridgeLastsTheGrace: at SIGTERM a bridged WebSocket goes on until
+// the grace period ends, then gets close 1001 (a review found it closed
+// at once, as the listener closed).
+func TestBridgeLastsTheGrace(t *testing.T) {
+	line := tcpBackend(t, "line", "")
+	cfg, err := ParseConfig([]byte("listeners:\n  - listen: 127.0.0.1:0\n    routes:\n      - {match: websocket, bridge: " + line + "}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	conn, _, _, err := ws.Dial(context.Background(), "ws://"+d.Addrs()[0]+"/vnc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	wsutil.WriteClientBinary(conn, []byte("hello\n"))
+	if msg, _, err := wsutil.ReadServerData(conn); err != nil || string(msg) != "line: hello\n" {
+		t.Fatalf("bridge: %q %v", msg, err)
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- d.Shutdown(ctx) }()
+	_, _, err = wsutil.ReadServerData(conn)
+	var ce wsutil.ClosedError
+	if since := time.Since(start); since < 900*time.Millisecond || !errors.As(err, &ce) || ce.Code != ws.StatusGoingAway {
+		t.Errorf("the bridge's client read %v after %v; want close 1001 at the end of the 1 s grace", err, since)
+	}
+	if err := <-errc; err == nil {
+		t.Error("Shutdown with a bridge open at the end of the grace: nil; want the error that says connections were closed")
+	}
+}
+
+// TestDroppedListenerBridgeGoesOn: a reload that drops a listener lets
+// its bridged WebSocket go on.
+func TestDroppedListenerBridgeGoesOn(t *testing.T) {
+	line := tcpBackend(t, "line", "")
+	addrs, reload := startDaemon(t, "listeners:\n  - listen: 127.0.0.1:0\n    name: a\n    routes:\n      - {match: websocket, bridge: {{line}}}\n  - listen: 127.0.0.1:0\n    name: b\n    routes: [{match: any, to: {{line}}}]\n",
+		map[string]string{"line": line})
+	conn, _, _, err := ws.Dial(context.Background(), "ws://"+addrs[0]+"/vnc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	reload("listeners:\n  - listen: 127.0.0.1:0\n    name: b\n    routes: [{match: any, to: {{line}}}]\n")
+	wsutil.WriteClientBinary(conn, []byte("after\n"))
+	if msg, _, err := wsutil.ReadServerData(conn); err != nil || string(msg) != "line: after\n" {
+		t.Errorf("after its listener was dropped, the bridge answered %q, %v; want it to go on", msg, err)
 	}
 }

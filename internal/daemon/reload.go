@@ -64,8 +64,8 @@ func (d *Daemon) Reload(load func() (*Config, error)) error {
 		}
 		p := match[lc.Name]
 		p.cfg = lc
-		p.m.Reconfigure(muxConfig(lc))
-		p.m.SetRoutes(d.routes(p, lc))
+		p.name.Store(&lc.Name)
+		p.m.Reload(muxConfig(lc), d.routes(p, lc))
 		next[lc.Name] = p
 	}
 	for _, p := range d.ports {
@@ -79,8 +79,8 @@ func (d *Daemon) Reload(load func() (*Config, error)) error {
 }
 
 // drain stops a port that a reload dropped: it stops accepting and lets
-// its connections finish, then is forgotten; Shutdown ends what is left
-// of it. d.mu is held.
+// its connections (bridges and echoes included) finish, then is
+// forgotten; Shutdown ends what is left of it. d.mu is held.
 func (d *Daemon) drain(p *port) {
 	d.draining[p] = true
 	p.ln.Close()

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"net"
 	"sync"
 
@@ -112,18 +113,30 @@ func (r *route) ServeConn(ctx context.Context, c net.Conn) error {
 	if r.handsOn {
 		var once sync.Once
 		pc := &ownedConn{Conn: mc, closed: func() { once.Do(r.done) }}
-		if err := r.h.ServeConn(ctx, pc); err != nil {
+		err := r.h.ServeConn(ctx, pc)
+		switch {
+		case err == nil:
+			r.outcomes.add(outcomeOK)
+		case errors.Is(err, mux.ErrQueueFull):
+			r.outcomes.add(outcomeQueueFull)
+		default:
 			r.outcomes.add(outcomeShutdown)
-			return err
 		}
-		r.outcomes.add(outcomeOK)
-		return nil
+		return err
 	}
-	err := r.h.ServeConn(ctx, c)
-	r.done()
-	r.outcomes.add(outcomeOf(err))
+	// Deferred, so that a Handler's panic (which the mux recovers) still
+	// ends the count.
+	err := errPanicked
+	defer func() {
+		r.done()
+		r.outcomes.add(outcomeOf(err))
+	}()
+	err = r.h.ServeConn(ctx, c)
 	return err
 }
+
+// errPanicked is the outcome of a Handler that did not return.
+var errPanicked = errors.New("daemon: the route's handler panicked")
 
 // done ends a connection's count.
 func (r *route) done() {

@@ -2,7 +2,9 @@ package daemon
 
 import (
 	"bufio"
+	"context"
 	"io"
+	"log/slog"
 	"net"
 	"os/exec"
 	"strings"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"github.com/portmux/portmux/internal/testtool"
+	"github.com/portmux/portmux/mux"
 )
 
 const routesConfig = `
@@ -144,5 +147,37 @@ func TestAnyAndProxyIn(t *testing.T) {
 	line, _ := bufio.NewReader(c).ReadString('\n')
 	if strings.Contains(line, "PROXY") {
 		t.Errorf("backend got the PROXY header: %q", line)
+	}
+}
+
+// TestRouteCountsSurviveAPanic: a Handler that panics (the mux recovers)
+// gives back the route's slot and its gauge.
+func TestRouteCountsSurviveAPanic(t *testing.T) {
+	d := New(nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	r := &route{listener: "l", name: "r", sniffs: d.met.sniffTimes("l"), active: d.met.active("l", "r"),
+		outcomes: d.met.outcomes("l", "r"), limit: d.routeLimit("l\x00r", 1),
+		h: mux.HandlerFunc(func(ctx context.Context, c net.Conn) error { panic("boom") })}
+	var m mux.Mux
+	m.Handle("r", mux.Any(), r)
+	ln := listen(t)
+	go m.Serve(ln)
+	defer m.Close()
+	for range 2 { // the second would be refused (route_limit) were the slot lost
+		c := testtool.Dial(t, ln.Addr().String(), "")
+		io.ReadAll(c) // closed by the mux's recover
+		c.Close()
+	}
+	waitFor := func(cond func() bool) {
+		for range 500 {
+			if cond() {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitFor(func() bool { return r.outcomes[outcomeError].Get() == 2 })
+	if r.limit.used != 0 || r.active.Get() != 0 || r.outcomes[outcomeError].Get() != 2 || r.outcomes[outcomeRouteLimit].Get() != 0 {
+		t.Errorf("after two panics: route slots used %d, active %v, errors %d, route_limit %d; want 0, 0, 2, 0",
+			r.limit.used, r.active.Get(), r.outcomes[outcomeError].Get(), r.outcomes[outcomeRouteLimit].Get())
 	}
 }

@@ -72,7 +72,7 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer, isT
 		cfg      loadgen.Config
 		mode     = fs.String("mode", string(loadgen.HTTP1), "what one request is: http1, http1-keepalive, h2c, ws, tcp or 426")
 		upgrade  = fs.String("upgrade", "websocket", "426 mode: comma-separated protocols the 426's Upgrade header must name")
-		jsonOut  = fs.Bool("json", false, "print the result as JSON (field names documented in internal/loadgen) instead of text")
+		jsonOut  = fs.Bool("json", false, "print the result as JSON (field names documented in package bench/loadgen) instead of text")
 		svgFile  = fs.String("svg", "", "also write the latency histogram as an SVG image to this `file`")
 		progress = fs.Bool("progress", isTTY, "print a progress line once a second on standard error (default: when it is a terminal)")
 	)
