@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"testing"
 	"time"
 
@@ -241,5 +242,59 @@ func TestDeflateAllocs(t *testing.T) {
 		if n := testing.AllocsPerRun(200, round); n > 0 {
 			t.Errorf("%s: %v allocations per compressed round trip; want 0", path, n)
 		}
+	}
+}
+
+// replayConn is a net.Conn that serves its bytes to Read and discards
+// writes, so that a handshake benchmark measures Upgrade, not a network.
+type replayConn struct {
+	in  []byte
+	off int
+}
+
+func (c *replayConn) Read(p []byte) (int, error) {
+	if c.off == len(c.in) {
+		return 0, io.EOF
+	}
+	n := copy(p, c.in[c.off:])
+	c.off += n
+	return n, nil
+}
+
+func (c *replayConn) Write(p []byte) (int, error)      { return len(p), nil }
+func (c *replayConn) Close() error                     { return nil }
+func (c *replayConn) LocalAddr() net.Addr              { return &net.TCPAddr{} }
+func (c *replayConn) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
+func (c *replayConn) SetDeadline(time.Time) error      { return nil }
+func (c *replayConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *replayConn) SetWriteDeadline(time.Time) error { return nil }
+
+// BenchmarkHandshake measures Upgrade on a minimal handshake and on the
+// bytes Chromium sent (with permessage-deflate offered and accepted),
+// each arriving in one read.
+func BenchmarkHandshake(b *testing.B) {
+	chromium, err := os.ReadFile("../sniff/testdata/captures/chromium_websocket.bin")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, in := range []struct {
+		name string
+		head []byte
+		u    *Upgrader
+	}{
+		{"minimal", []byte(handshake("/")), &Upgrader{}},
+		{"chromium", chromium, &Upgrader{Compression: true}},
+	} {
+		b.Run(in.name, func(b *testing.B) {
+			c := &replayConn{in: in.head}
+			b.ReportAllocs()
+			b.SetBytes(int64(len(in.head)))
+			for b.Loop() {
+				c.off = 0
+				if _, err := in.u.Upgrade(c); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
