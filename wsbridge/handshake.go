@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/portmux/portmux/sniff"
 )
 
 // Defaults of the Upgrader's zero fields.
@@ -525,9 +527,14 @@ func hasToken(values []string, token string) bool {
 	return false
 }
 
+// originAllowed reports whether origin is in the allow-list, folding only
+// ASCII case: an origin's scheme and host are ASCII (RFC 6454 §6.2), and
+// Unicode folding would let bytes no browser sends for them, such as "ſ"
+// for "s", match an entry.
 func (u *Upgrader) originAllowed(origin string) bool {
+	b := []byte(origin)
 	for _, o := range u.Origins {
-		if strings.EqualFold(o, origin) {
+		if sniff.EqualFold(b, o) {
 			return true
 		}
 	}

@@ -137,6 +137,9 @@ func TestHandshakeOriginAndCheck(t *testing.T) {
 		{"origin not allowed", handshake("/", "Origin: https://evil.example", "X-Token: t"), 403},
 		{"no origin", handshake("/", "X-Token: t"), 403},
 		{"origin case folds", handshake("/", "Origin: HTTPS://GOOD.example", "X-Token: t"), 101},
+		// Only ASCII folds: U+017F LATIN SMALL LETTER LONG S, which Unicode
+		// folds to s, is no s for the allow-list.
+		{"no Unicode folding", handshake("/", "Origin: http\u017f://good.example", "X-Token: t"), 403},
 		{"check refuses", handshake("/private", "Origin: https://good.example", "X-Token: t"), 403},
 		{"check chooses 401", handshake("/auth", "Origin: https://good.example", "X-Token: t"), 401},
 		{"check looks at headers", handshake("/", "Origin: https://good.example"), 400},
