@@ -372,11 +372,7 @@ func (u *Upgrader) check(h *sniff.HTTP1Head) (*Request, negotiated, *parseError)
 		return nil, hs, bad("Upgrade does not name websocket")
 	}
 
-	header := make(http.Header, 12)
-	for name, value := range h.Fields() {
-		key := textproto.CanonicalMIMEHeaderKey(string(name))
-		header[key] = append(header[key], string(value))
-	}
+	header := headerOf(h)
 	// sniff has checked that there is one Host.
 	req := &Request{Target: target, Path: u2.Path, Query: u2.RawQuery, Host: header.Get("Host"), Header: header}
 	switch h.WebSocket() {
@@ -430,6 +426,37 @@ pick:
 		hs.deflate, hs.deflateExt = ext != "", ext
 	}
 	return req, hs, nil
+}
+
+// headerOf returns the fields of h as an http.Header with canonical keys,
+// in the order sent. As net/textproto's reader does, it copies every name
+// and value into one string and the values into one []string, so that a
+// head costs a few allocations rather than three or four per field.
+func headerOf(h *sniff.HTTP1Head) http.Header {
+	var sb strings.Builder
+	sb.Grow(h.HeadLen)
+	n := 0
+	for name, value := range h.Fields() {
+		sb.Write(name)
+		sb.Write(value)
+		n++
+	}
+	s := sb.String()
+	header := make(http.Header, n)
+	strs := make([]string, n)
+	for name, value := range h.Fields() {
+		// A name that is canonical already is returned as is, still in s.
+		k := textproto.CanonicalMIMEHeaderKey(s[:len(name)])
+		v := s[len(name) : len(name)+len(value)]
+		s = s[len(name)+len(value):]
+		if vv := header[k]; vv != nil {
+			header[k] = append(vv, v)
+		} else {
+			strs[0] = v
+			header[k], strs = strs[:1:1], strs[1:]
+		}
+	}
+	return header
 }
 
 // isToken reports whether b is an RFC 9110 §5.6.2 token. It checks what

@@ -412,3 +412,32 @@ func (c oneByteConn) Read(p []byte) (int, error) {
 	}
 	return c.Conn.Read(p)
 }
+
+// TestHeaderOf: every field, in order, under its canonical key; values
+// that share one backing array do not overwrite each other when a caller
+// appends to one.
+func TestHeaderOf(t *testing.T) {
+	var h sniff.HTTP1Head
+	h.Parse([]byte("GET / HTTP/1.1\r\nhost: a\r\nX-Empty:\r\nsec-websocket-protocol: chat, v2\r\n"+
+		"User-Agent: Mozilla/5.0 (X11)\r\nSec-WebSocket-Protocol:v3\r\nX-Last: z\r\n\r\n"), 0)
+	got := headerOf(&h)
+	want := http.Header{
+		"Host":                   {"a"},
+		"X-Empty":                {""},
+		"Sec-Websocket-Protocol": {"chat, v2", "v3"},
+		"User-Agent":             {"Mozilla/5.0 (X11)"},
+		"X-Last":                 {"z"},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("headerOf = %q; want %q", got, want)
+	}
+	for k, vs := range want {
+		if strings.Join(got[k], "|") != strings.Join(vs, "|") || len(got[k]) != len(vs) {
+			t.Errorf("%s: %q; want %q", k, got[k], vs)
+		}
+	}
+	got["Host"] = append(got["Host"], "b")
+	if got.Get("X-Empty") != "" || len(got["X-Empty"]) != 1 {
+		t.Errorf("appending to Host changed X-Empty: %q", got["X-Empty"])
+	}
+}
