@@ -248,13 +248,17 @@ func TestDeflateAllocs(t *testing.T) {
 // replayConn is a net.Conn that serves its bytes to Read and discards
 // writes, so that a handshake benchmark measures Upgrade, not a network.
 type replayConn struct {
-	in  []byte
-	off int
+	in    []byte
+	off   int
+	chunk int // bytes per Read at most; 0 for no limit
 }
 
 func (c *replayConn) Read(p []byte) (int, error) {
 	if c.off == len(c.in) {
 		return 0, io.EOF
+	}
+	if c.chunk > 0 && len(p) > c.chunk {
+		p = p[:c.chunk]
 	}
 	n := copy(p, c.in[c.off:])
 	c.off += n
@@ -271,22 +275,25 @@ func (c *replayConn) SetWriteDeadline(time.Time) error { return nil }
 
 // BenchmarkHandshake measures Upgrade on a minimal handshake and on the
 // bytes Chromium sent (with permessage-deflate offered and accepted),
-// each arriving in one read.
+// arriving in one read, and in reads of 64 bytes: the head is parsed
+// again after each read, as sniff parses all or nothing.
 func BenchmarkHandshake(b *testing.B) {
 	chromium, err := os.ReadFile("../sniff/testdata/captures/chromium_websocket.bin")
 	if err != nil {
 		b.Fatal(err)
 	}
 	for _, in := range []struct {
-		name string
-		head []byte
-		u    *Upgrader
+		name  string
+		head  []byte
+		chunk int
+		u     *Upgrader
 	}{
-		{"minimal", []byte(handshake("/")), &Upgrader{}},
-		{"chromium", chromium, &Upgrader{Compression: true}},
+		{"minimal", []byte(handshake("/")), 0, &Upgrader{}},
+		{"chromium", chromium, 0, &Upgrader{Compression: true}},
+		{"chromium_64B_reads", chromium, 64, &Upgrader{Compression: true}},
 	} {
 		b.Run(in.name, func(b *testing.B) {
-			c := &replayConn{in: in.head}
+			c := &replayConn{in: in.head, chunk: in.chunk}
 			b.ReportAllocs()
 			b.SetBytes(int64(len(in.head)))
 			for b.Loop() {
