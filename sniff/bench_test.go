@@ -30,3 +30,21 @@ func BenchmarkParse(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkHTTP1Head is the parse a WebSocket server makes of Chromium's
+// handshake: the HTTP/1 head alone, then every field in turn.
+func BenchmarkHTTP1Head(b *testing.B) {
+	buf := readCapture(b, "chromium_websocket.bin")
+	var h HTTP1Head
+	b.ReportAllocs()
+	b.SetBytes(int64(len(buf)))
+	for b.Loop() {
+		h.Parse(buf, 0)
+		for name, value := range h.Fields() {
+			_, _ = name, value
+		}
+	}
+	if h.Verdict != Match {
+		b.Fatalf("verdict %v", h.Verdict)
+	}
+}

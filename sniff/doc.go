@@ -10,6 +10,9 @@
 // [NeedMore] (a valid prefix: read more and parse again), [TooLarge] (the
 // head does not end within the byte limit), or, for HTTP/1 only,
 // [Malformed] (HTTP, but broken: answer 400, or 505 for [ErrVersion]).
+// A server that speaks only HTTP/1 calls [HTTP1Head.Parse] instead, which
+// runs the HTTP/1 parser alone, and reads the fields with
+// [HTTP1Head.Fields]: one grammar for the mux and for such a server.
 //
 // The package is pure: no I/O, no goroutines, no state outside the Result,
 // and no allocation. Results point into the caller's buffer instead of

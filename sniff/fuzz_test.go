@@ -76,6 +76,25 @@ func checkInvariants(t *testing.T, b []byte, limit int) {
 		}
 		_, _ = h.Header("x")
 		_ = h.WebSocket()
+		for name, value := range h.Fields() {
+			inside("field name", name)
+			inside("field value", value)
+			if !isToken(name) {
+				t.Fatalf("field name %q is not a token", name)
+			}
+			if _, ok := h.Header(string(name)); !ok {
+				t.Fatalf("Fields yields %q, which Header does not find", name)
+			}
+		}
+	}
+	// Without a PROXY header, the HTTP/1 parser alone says what Parse
+	// said of HTTP/1.
+	if r.Proxy.Verdict == NoMatch {
+		var h1 HTTP1Head
+		h1.Parse(b, limit)
+		if h1.Verdict != h.Verdict || h1.Err != h.Err || h1.HeadLen != h.HeadLen {
+			t.Fatalf("HTTP1Head.Parse: %v %v %d; Result.Parse: %v %v %d", h1.Verdict, h1.Err, h1.HeadLen, h.Verdict, h.Err, h.HeadLen)
+		}
 	}
 	if r.TLS.Verdict == Match && r.Offset+r.TLS.Len > len(b) {
 		t.Fatalf("ClientHello length %d outside the input of %d", r.TLS.Len, len(b))

@@ -3,6 +3,7 @@ package sniff
 import (
 	"encoding/binary"
 	"errors"
+	"iter"
 )
 
 // Why an HTTP/1 head is Malformed. Each maps to one response: ErrVersion to
@@ -49,7 +50,8 @@ const (
 	ConnHTTP2Settings                         // "http2-settings" (RFC 7540 §3.2.1)
 )
 
-// HTTP1Head is what Parse learned of an HTTP/1.x request head.
+// HTTP1Head is what Result.Parse, or HTTP1Head.Parse alone, learned of an
+// HTTP/1.x request head.
 //
 // The verdict is NoMatch until the request line is seen to end in an HTTP
 // version ("GET / HTTP/1.1"); from there the bytes are taken for HTTP and a
@@ -150,27 +152,47 @@ func (h *HTTP1Head) WebSocket() error {
 	return nil
 }
 
-// Header returns the value of the first field named name (any case), OWS
-// trimmed, and whether there was one. It scans the head again, so it is
-// meant for user-written matchers; the fields routes need are already in h.
-func (h *HTTP1Head) Header(name string) ([]byte, bool) {
-	if h.Verdict != Match {
-		return nil, false
+// Fields returns an iterator over the header fields of a matched head, in
+// the order sent: each field's name as sent (any case) and its value with
+// OWS trimmed (RFC 9112 §5), which may be empty. A field sent on several
+// lines is visited once per line, and a list value is not split. A head
+// whose verdict is not Match has no fields. The slices point into the
+// parsed buffer. Ranging over it does not allocate.
+//
+// The fields routing needs are already in h; Fields is for a caller that
+// needs the others, such as a server building its request's header map.
+func (h *HTTP1Head) Fields() iter.Seq2[[]byte, []byte] {
+	return func(yield func(name, value []byte) bool) {
+		if h.Verdict != Match {
+			return
+		}
+		b := h.head
+		// The head is known to be well formed: every line ends in CRLF and
+		// every field line has a colon.
+		for i := h.fields; b[i] != '\r'; {
+			end := indexLF(b, i)
+			line := b[i : end-1]
+			colon := 0
+			for line[colon] != ':' {
+				colon++
+			}
+			if !yield(line[:colon], trimOWS(line[colon+1:])) {
+				return
+			}
+			i = end + 1
+		}
 	}
-	b := h.head
-	// The head is known to be well formed: every line ends in CRLF and
-	// every field line has a colon.
-	for i := h.fields; b[i] != '\r'; {
-		end := indexLF(b, i)
-		line := b[i : end-1]
-		colon := 0
-		for line[colon] != ':' {
-			colon++
+}
+
+// Header returns the value of the first field named name (any case), OWS
+// trimmed, and whether there was one. It scans the head again (see
+// Fields), so it is meant for user-written matchers; the fields routes
+// need are already in h.
+func (h *HTTP1Head) Header(name string) ([]byte, bool) {
+	for n, v := range h.Fields() {
+		if EqualFold(n, name) {
+			return v, true
 		}
-		if len(line[:colon]) == len(name) && EqualFold(line[:colon], name) {
-			return trimOWS(line[colon+1:]), true
-		}
-		i = end + 1
 	}
 	return nil, false
 }
@@ -214,7 +236,32 @@ func (h *HTTP1Head) reset() {
 	h.nHost, h.nKey, h.nVer, h.nSettings = 0, 0, 0, 0
 }
 
-// parse fills h from b, looking at no more than limit bytes.
+// Parse parses b, the bytes a connection has sent so far, as an HTTP/1
+// request head alone, and overwrites all of h. It is the HTTP/1 part of
+// Result.Parse, for a server that speaks only HTTP/1 and must not take
+// anything else for it: bytes starting with a PROXY header, a TLS
+// ClientHello or the HTTP/2 preface get NoMatch, and no PROXY header is
+// skipped. limit caps the head's length, past which the verdict is
+// TooLarge; if limit <= 0, DefaultLimit is used.
+//
+// The verdict is NeedMore while b is a valid prefix of a head, Match once
+// the whole head is in b (HeadLen says where it ends: bytes after it are
+// the body or the next protocol's), Malformed with Err set for HTTP that
+// breaks RFC 9112 (answer 400, or 505 for ErrVersion), and NoMatch for
+// bytes that are no HTTP/1 request line. As with Result.Parse, a verdict
+// other than NeedMore never changes as bytes are added, so the caller
+// accumulates reads in one buffer and parses it again after each. Byte
+// slices in h point into b. Parse does not allocate.
+func (h *HTTP1Head) Parse(b []byte, limit int) {
+	if limit <= 0 {
+		limit = DefaultLimit
+	}
+	h.reset()
+	h.parse(b, limit)
+}
+
+// parse fills h from b, looking at no more than limit bytes. h must have
+// been reset.
 func (h *HTTP1Head) parse(b []byte, limit int) {
 	if len(b) > limit {
 		b = b[:limit]

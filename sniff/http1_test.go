@@ -211,3 +211,124 @@ func TestEqualFoldWords(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTP1HeadParse: HTTP1Head.Parse gives the verdict Result.Parse
+// gives for HTTP1 on every input without a PROXY header, clears what an
+// earlier parse left, and does not look for a PROXY header: bytes that
+// start with one are no HTTP/1 head.
+func TestHTTP1HeadParse(t *testing.T) {
+	inputs := []string{
+		"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: a\nX: b\r\n\r\n",
+		"GET / HTTP/2.0\r\nHost: a\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: a\r\n",
+		"\x16\x03\x01\x00\x05",
+		Preface,
+		"",
+	}
+	for name, b := range corpusInputs(t) {
+		if corpus[name].proxy == 0 {
+			inputs = append(inputs, string(b))
+		}
+	}
+	var h HTTP1Head
+	for _, in := range inputs {
+		for _, limit := range []int{0, 40} {
+			var r Result
+			r.Parse([]byte(in), limit)
+			// A head full of another parse's fields must not keep them.
+			h.Parse(readCapture(t, "chromium_websocket.bin"), 0)
+			h.Parse([]byte(in), limit)
+			if h.Verdict != r.HTTP1.Verdict || h.Err != r.HTTP1.Err || string(h.Method) != string(r.HTTP1.Method) ||
+				string(h.WebSocketKey) != string(r.HTTP1.WebSocketKey) || h.HeadLen != r.HTTP1.HeadLen ||
+				h.ContentLength != r.HTTP1.ContentLength || h.NumUpgrade != r.HTTP1.NumUpgrade {
+				t.Errorf("%.30q, limit %d: Parse gave %v %v %q; Result.Parse %v %v %q", in, limit,
+					h.Verdict, h.Err, h.Method, r.HTTP1.Verdict, r.HTTP1.Err, r.HTTP1.Method)
+			}
+		}
+	}
+
+	in := "PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"
+	if h.Parse([]byte(in), 0); h.Verdict != NoMatch {
+		t.Errorf("PROXY header then a head: verdict %v; want no match", h.Verdict)
+	}
+	in = "GET / HTTP/1.1\r\nHost: a\r\nX: " + strings.Repeat("x", DefaultLimit) + "\r\n\r\n"
+	if h.Parse([]byte(in), 0); h.Verdict != TooLarge {
+		t.Errorf("head over DefaultLimit with limit 0: verdict %v; want too large", h.Verdict)
+	}
+	if h.Parse([]byte(in), len(in)); h.Verdict != Match {
+		t.Errorf("head at exactly the limit: verdict %v; want match", h.Verdict)
+	}
+}
+
+func TestHTTP1HeadFields(t *testing.T) {
+	in := "GET /chat HTTP/1.1\r\nHost: example.com\r\nX-Empty:\r\nUser-Agent:  Mozilla/5.0 (X11; Linux)\t\r\n" +
+		"accept: a\r\nX-Blank: \t \r\nAccept: b, c\r\n\r\nframes"
+	want := [][2]string{
+		{"Host", "example.com"},
+		{"X-Empty", ""},
+		{"User-Agent", "Mozilla/5.0 (X11; Linux)"},
+		{"accept", "a"},
+		{"X-Blank", ""},
+		{"Accept", "b, c"},
+	}
+	var h HTTP1Head
+	h.Parse([]byte(in), 0)
+	if h.Verdict != Match {
+		t.Fatalf("verdict %v, %v", h.Verdict, h.Err)
+	}
+	var got [][2]string
+	for name, value := range h.Fields() {
+		got = append(got, [2]string{string(name), string(value)})
+	}
+	if len(got) != len(want) {
+		t.Fatalf("Fields() = %q; want %q", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("field %d = %q; want %q", i, got[i], want[i])
+		}
+	}
+	for name := range h.Fields() {
+		if string(name) != "Host" {
+			t.Errorf("first field %q; want Host", name)
+		}
+		break // an early break must not panic (yield called again)
+	}
+	for _, c := range []struct{ name, value string }{{"ACCEPT", "a"}, {"x-empty", ""}, {"user-agent", "Mozilla/5.0 (X11; Linux)"}} {
+		if v, ok := h.Header(c.name); !ok || string(v) != c.value {
+			t.Errorf("Header(%q) = %q, %v; want %q, true", c.name, v, ok, c.value)
+		}
+	}
+
+	// Only a matched head has fields.
+	for _, bad := range []string{in[:40], strings.Replace(in, "X-Empty:", "X-Empty :", 1)} {
+		h.Parse([]byte(bad), 0)
+		for name, value := range h.Fields() {
+			t.Errorf("%v head yields %q: %q", h.Verdict, name, value)
+		}
+		if _, ok := h.Header("host"); ok {
+			t.Errorf("%v head: Header(host) found", h.Verdict)
+		}
+	}
+}
+
+func TestHTTP1HeadAllocs(t *testing.T) {
+	b := readCapture(t, "chromium_websocket.bin")
+	var h HTTP1Head
+	n := testing.AllocsPerRun(100, func() {
+		h.Parse(b, 0)
+		total := 0
+		for name, value := range h.Fields() {
+			total += len(name) + len(value)
+		}
+		_, _ = h.Header("sec-websocket-extensions")
+		_ = h.WebSocket()
+		if total == 0 {
+			t.Fatal("no fields")
+		}
+	})
+	if n != 0 {
+		t.Errorf("%v allocations per Parse and Fields; want 0", n)
+	}
+}

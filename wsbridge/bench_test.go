@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"testing"
 	"time"
 
@@ -241,5 +242,66 @@ func TestDeflateAllocs(t *testing.T) {
 		if n := testing.AllocsPerRun(200, round); n > 0 {
 			t.Errorf("%s: %v allocations per compressed round trip; want 0", path, n)
 		}
+	}
+}
+
+// replayConn is a net.Conn that serves its bytes to Read and discards
+// writes, so that a handshake benchmark measures Upgrade, not a network.
+type replayConn struct {
+	in    []byte
+	off   int
+	chunk int // bytes per Read at most; 0 for no limit
+}
+
+func (c *replayConn) Read(p []byte) (int, error) {
+	if c.off == len(c.in) {
+		return 0, io.EOF
+	}
+	if c.chunk > 0 && len(p) > c.chunk {
+		p = p[:c.chunk]
+	}
+	n := copy(p, c.in[c.off:])
+	c.off += n
+	return n, nil
+}
+
+func (c *replayConn) Write(p []byte) (int, error)      { return len(p), nil }
+func (c *replayConn) Close() error                     { return nil }
+func (c *replayConn) LocalAddr() net.Addr              { return &net.TCPAddr{} }
+func (c *replayConn) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
+func (c *replayConn) SetDeadline(time.Time) error      { return nil }
+func (c *replayConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *replayConn) SetWriteDeadline(time.Time) error { return nil }
+
+// BenchmarkHandshake measures Upgrade on a minimal handshake and on the
+// bytes Chromium sent (with permessage-deflate offered and accepted),
+// arriving in one read, and in reads of 64 bytes: the head is parsed
+// again after each read, as sniff parses all or nothing.
+func BenchmarkHandshake(b *testing.B) {
+	chromium, err := os.ReadFile("../sniff/testdata/captures/chromium_websocket.bin")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, in := range []struct {
+		name  string
+		head  []byte
+		chunk int
+		u     *Upgrader
+	}{
+		{"minimal", []byte(handshake("/")), 0, &Upgrader{}},
+		{"chromium", chromium, 0, &Upgrader{Compression: true}},
+		{"chromium_64B_reads", chromium, 64, &Upgrader{Compression: true}},
+	} {
+		b.Run(in.name, func(b *testing.B) {
+			c := &replayConn{in: in.head, chunk: in.chunk}
+			b.ReportAllocs()
+			b.SetBytes(int64(len(in.head)))
+			for b.Loop() {
+				c.off = 0
+				if _, err := in.u.Upgrade(c); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -1,7 +1,10 @@
 // Package wsbridge serves WebSocket (RFC 6455) on a raw net.Conn, with no
 // net/http in the path: typically a *mux.Conn that a portmux route took
 // because its first bytes were a WebSocket handshake, and which replays
-// those bytes. It imports no other package of the project.
+// those bytes. Of the project's packages it imports only sniff (a leaf
+// that imports none of them), to parse the request head, and
+// internal/proxyproto, to write PROXY headers to a bridge's backend; never
+// mux, so that it serves connections from any listener.
 //
 // Two ways to use it:
 //
@@ -18,7 +21,12 @@
 // say: 400 for a malformed request, 405 for a method other than GET, 426
 // with Sec-WebSocket-Version: 13 for another version, 403 for an Origin
 // outside the allow-list or a refusal by the Check hook, 431 for a head
-// over MaxHeaderBytes, 505 for an HTTP version other than 1.x. Bytes the
+// over MaxHeaderBytes, 505 for an HTTP version other than 1.x. The head
+// is parsed by sniff.HTTP1Head, with the grammar a portmux mux applies:
+// RFC 9112 strictly, so bare LF line ends, obsolete line folding,
+// whitespace before a colon and control bytes in a field get 400, as do
+// bytes that are no HTTP request, a PROXY header among them (it is not
+// stripped here: put the bridge behind a mux that trusts it). Bytes the
 // client sends right behind its handshake (before it has seen the 101) are
 // kept as its first frames. Subprotocols are chosen by server preference,
 // and permessage-deflate (RFC 7692) is accepted when enabled.

@@ -5,23 +5,29 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/portmux/portmux/sniff"
 )
 
-// FuzzHandshake: no request head makes the parser panic, and an accepted
-// one always has a key, a Host and the websocket upgrade. Seeds are in
+// FuzzHandshake: no request head makes the checks panic, and an accepted
+// one always has a key, one Host and the websocket upgrade. Seeds are in
 // testdata/fuzz/FuzzHandshake.
 func FuzzHandshake(f *testing.F) {
 	f.Add([]byte(handshake("/")))
 	u := &Upgrader{Compression: true, Protocols: []string{"a", "b"}}
 	f.Fuzz(func(t *testing.T, head []byte) {
-		req, hs, perr := u.parse(head)
+		var h sniff.HTTP1Head
+		if h.Parse(head, 0); h.Verdict == sniff.NeedMore {
+			return // Upgrade reads more
+		}
+		req, hs, perr := u.check(&h)
 		if perr != nil {
 			if perr.Status < 400 || perr.Status > 599 || perr.Err == nil {
 				t.Fatalf("refusal %+v", perr)
 			}
 			return
 		}
-		if hs.key == "" || req.Host == "" && len(req.Header["Host"]) != 1 || !hasToken(req.Header["Upgrade"], "websocket") {
+		if hs.key == "" || len(req.Header["Host"]) != 1 || !h.UpgradeTo("websocket") || h.WebSocket() != nil {
 			t.Fatalf("accepted %q as %+v %+v", head, req, hs)
 		}
 	})

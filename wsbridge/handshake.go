@@ -1,7 +1,6 @@
 package wsbridge
 
 import (
-	"bytes"
 	"crypto/sha1"
 	"encoding/base64"
 	"errors"
@@ -15,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/portmux/portmux/sniff"
 )
 
 // Defaults of the Upgrader's zero fields.
@@ -233,10 +234,11 @@ func (u *Upgrader) closeTimeout() time.Duration {
 // On success it returns a *Conn that owns c: bytes the client sent after
 // its handshake (its first frames, even before it saw the 101) are kept
 // for the Conn's first reads. On failure it has written the HTTP answer
-// the defect calls for (400, 403, 426 with Sec-WebSocket-Version: 13, 431,
-// 505, or the Check hook's status), closed c after a short lingering
-// drain, and returns a *HandshakeError. Either way, the caller no longer
-// closes c itself except through the returned Conn.
+// the defect calls for (400, 403, 405 with Allow: GET, 426 with
+// Sec-WebSocket-Version: 13, 431, 505, or the Check hook's status), closed
+// c after a short lingering drain, and returns a *HandshakeError. Either
+// way, the caller no longer closes c itself except through the returned
+// Conn.
 func (u *Upgrader) Upgrade(c net.Conn) (*Conn, error) {
 	deadline := time.Now().Add(u.handshakeTimeout())
 	c.SetDeadline(deadline)
@@ -245,16 +247,17 @@ func (u *Upgrader) Upgrade(c net.Conn) (*Conn, error) {
 	// The head is read into what becomes the Conn's read buffer, so the
 	// bytes behind the head are already where the frame reader looks.
 	buf := make([]byte, max(rbSize, limit))
-	n, end := 0, -1
-	for end < 0 {
-		if n >= limit {
-			return nil, u.refuse(c, http.StatusRequestHeaderFieldsTooLarge, "request head too large", nil, ErrHeaderTooLarge)
-		}
+	var h sniff.HTTP1Head
+	n := 0
+	for {
+		// n < limit here: limit bytes without a whole head are TooLarge.
 		m, err := c.Read(buf[n:limit])
-		from := max(n-3, 0)
 		n += m
-		if i := headEnd(buf[from:n]); i >= 0 {
-			end = from + i
+		// sniff parses all or nothing, so the bytes so far are parsed again
+		// after each read. A verdict other than NeedMore is final, and may
+		// come before the head ends (a broken request line, a bare LF).
+		h.Parse(buf[:n], limit)
+		if h.Verdict != sniff.NeedMore {
 			break
 		}
 		if err != nil {
@@ -266,7 +269,7 @@ func (u *Upgrader) Upgrade(c net.Conn) (*Conn, error) {
 			return nil, &HandshakeError{Reason: "reading the request head", Err: err}
 		}
 	}
-	req, hs, herr := u.parse(buf[:end])
+	req, hs, herr := u.check(&h)
 	if herr != nil {
 		return nil, u.refuse(c, herr.Status, herr.Reason, herr.header, herr.Err)
 	}
@@ -290,7 +293,7 @@ func (u *Upgrader) Upgrade(c net.Conn) (*Conn, error) {
 	}
 	c.SetDeadline(time.Time{})
 	// Move what followed the head to the front: the client's first frames.
-	rest := copy(buf, buf[end:n])
+	rest := copy(buf, buf[h.HeadLen:n])
 	if len(buf) > rbSize {
 		// A large head limit must not make every connection's buffer large.
 		small := make([]byte, max(rbSize, rest))
@@ -298,23 +301,6 @@ func (u *Upgrader) Upgrade(c net.Conn) (*Conn, error) {
 		buf = small
 	}
 	return newConn(c, u, req, hs, buf, rest), nil
-}
-
-// headEnd returns the index just past the blank line that ends a head in
-// b, or -1. Bare LF line ends are accepted (RFC 9112 §2.2).
-func headEnd(b []byte) int {
-	for i := 0; i < len(b); i++ {
-		if b[i] != '\n' {
-			continue
-		}
-		if i+1 < len(b) && b[i+1] == '\n' {
-			return i + 2
-		}
-		if i+2 < len(b) && b[i+1] == '\r' && b[i+2] == '\n' {
-			return i + 3
-		}
-	}
-	return -1
 }
 
 // negotiated is what the handshake agreed beyond the defaults.
@@ -326,7 +312,7 @@ type negotiated struct {
 	deflateExt string
 }
 
-// parseError is a refusal found while parsing.
+// parseError is a refusal that check found.
 type parseError struct {
 	Status int
 	Reason string
@@ -338,111 +324,80 @@ func bad(reason string) *parseError {
 	return &parseError{Status: http.StatusBadRequest, Reason: reason, Err: ErrBadHandshake}
 }
 
-// parse checks the head against RFC 6455 §4.2.1 and RFC 9112.
-func (u *Upgrader) parse(head []byte) (*Request, negotiated, *parseError) {
+// check answers a head that sniff has given its verdict on: a refusal if
+// it is no HTTP/1 request, breaks RFC 9112 or is not a valid opening
+// handshake (RFC 6455 §4.2.1), else the Request and what was negotiated.
+// sniff has checked the request line, the field syntax, that an HTTP/1.1
+// request has one Host (RFC 9112 §3.2), and the syntax of Content-Length
+// and Upgrade.
+func (u *Upgrader) check(h *sniff.HTTP1Head) (*Request, negotiated, *parseError) {
 	var hs negotiated
-	line, rest := nextLine(head)
-	method, afterMethod, ok1 := strings.Cut(string(line), " ")
-	target, version, ok2 := strings.Cut(afterMethod, " ")
-	if !ok1 || !ok2 || method == "" || target == "" || strings.Contains(version, " ") {
+	switch h.Verdict {
+	case sniff.TooLarge:
+		return nil, hs, &parseError{Status: http.StatusRequestHeaderFieldsTooLarge, Reason: "request head too large", Err: ErrHeaderTooLarge}
+	case sniff.NoMatch:
 		return nil, hs, bad("malformed request line")
+	case sniff.Malformed:
+		reason := strings.TrimPrefix(h.Err.Error(), "sniff: ")
+		if h.Err == sniff.ErrVersion {
+			// RFC 9110 §15.6.6: only HTTP/1.x speaks this handshake.
+			return nil, hs, &parseError{Status: http.StatusHTTPVersionNotSupported, Reason: reason, Err: ErrBadHandshake}
+		}
+		return nil, hs, bad(reason)
 	}
-	if !strings.HasPrefix(version, "HTTP/") || len(version) != 8 || version[6] != '.' ||
-		version[5] < '0' || version[5] > '9' || version[7] < '0' || version[7] > '9' {
-		return nil, hs, bad("malformed HTTP version")
-	}
-	if version[5] != '1' {
-		// RFC 9110 §15.6.6: only HTTP/1.x speaks this handshake.
-		return nil, hs, &parseError{Status: http.StatusHTTPVersionNotSupported, Reason: "HTTP version not supported", Err: ErrBadHandshake}
-	}
-	if version[7] == '0' {
+	// RFC 6455 §4.1: a GET of HTTP/1.1 or later.
+	if h.Minor < 1 {
 		return nil, hs, bad("WebSocket needs HTTP/1.1 or later")
 	}
-	if method != http.MethodGet {
+	if string(h.Method) != http.MethodGet {
 		pe := &parseError{Status: http.StatusMethodNotAllowed, Reason: "WebSocket handshakes use GET", Err: ErrBadHandshake}
 		pe.header = http.Header{"Allow": {"GET"}}
 		return nil, hs, pe
 	}
-	req := &Request{Target: target, Header: make(http.Header, 12)}
+	target := string(h.Target)
 	u2, err := url.ParseRequestURI(target)
 	if err != nil {
 		return nil, hs, bad("malformed request target")
 	}
-	req.Path, req.Query = u2.Path, u2.RawQuery
-
-	for len(rest) > 0 {
-		line, rest = nextLine(rest)
-		if len(line) == 0 {
-			break
-		}
-		if line[0] == ' ' || line[0] == '\t' {
-			return nil, hs, bad("obsolete line folding") // RFC 9112 §5.2
-		}
-		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 || !isToken(line[:colon]) {
-			return nil, hs, bad("malformed header field")
-		}
-		value := strings.Trim(string(line[colon+1:]), " \t")
-		for i := 0; i < len(value); i++ {
-			if c := value[i]; (c < ' ' && c != '\t') || c == 0x7f {
-				return nil, hs, bad("control character in a header value")
-			}
-		}
-		key := textproto.CanonicalMIMEHeaderKey(string(line[:colon]))
-		req.Header[key] = append(req.Header[key], value)
-	}
-
-	h := req.Header
-	switch hosts := h["Host"]; len(hosts) {
-	case 1:
-		req.Host = hosts[0]
-	case 0:
-		return nil, hs, bad("missing Host") // RFC 9112 §3.2
-	default:
-		return nil, hs, bad("more than one Host")
-	}
 	// A handshake has no body (RFC 6455 §4.1): bytes announced as one
 	// would be taken for frames.
-	if len(h["Transfer-Encoding"]) > 0 {
+	if h.TransferEncoding || h.ContentLength > 0 {
 		return nil, hs, bad("a handshake has no body")
 	}
-	for _, v := range h["Content-Length"] {
-		if v != "0" {
-			return nil, hs, bad("a handshake has no body")
+	// UpgradeTo needs both the token and the Connection option.
+	if !h.UpgradeTo("websocket") {
+		if h.Conn&sniff.ConnUpgrade == 0 {
+			return nil, hs, bad("Connection does not name upgrade")
 		}
-	}
-	if !hasToken(h["Upgrade"], "websocket") {
 		return nil, hs, bad("Upgrade does not name websocket")
 	}
-	if !hasToken(h["Connection"], "upgrade") {
-		return nil, hs, bad("Connection does not name upgrade")
-	}
-	switch v := h["Sec-Websocket-Version"]; {
-	case len(v) == 0:
-		// RFC 6455 §4.2.2: a 400 for a missing version names ours too.
-		pe := bad("missing Sec-WebSocket-Version")
-		pe.header = http.Header{"Sec-Websocket-Version": {"13"}}
-		return nil, hs, pe
-	case len(v) > 1 || v[0] != "13":
+
+	header := headerOf(h)
+	// sniff has checked that there is one Host.
+	req := &Request{Target: target, Path: u2.Path, Query: u2.RawQuery, Host: header.Get("Host"), Header: header}
+	switch h.WebSocket() {
+	case nil:
+	case sniff.ErrWSKey:
+		return nil, hs, bad("want one Sec-WebSocket-Key of 16 bytes in base64")
+	default: // sniff.ErrWSVersion: the upgrade and the method are checked above
+		if len(header["Sec-Websocket-Version"]) == 0 {
+			// RFC 6455 §4.2.2: a 400 for a missing version names ours too.
+			pe := bad("missing Sec-WebSocket-Version")
+			pe.header = http.Header{"Sec-Websocket-Version": {"13"}}
+			return nil, hs, pe
+		}
 		// RFC 6455 §4.2.2 and §4.4: name the version we speak.
 		pe := &parseError{Status: http.StatusUpgradeRequired, Reason: "unsupported WebSocket version", Err: ErrBadHandshake}
 		pe.header = http.Header{"Sec-Websocket-Version": {"13"}, "Upgrade": {"websocket"}}
 		return nil, hs, pe
 	}
-	keys := h["Sec-Websocket-Key"]
-	if len(keys) != 1 {
-		return nil, hs, bad("want one Sec-WebSocket-Key")
-	}
-	if k, err := base64.StdEncoding.DecodeString(keys[0]); err != nil || len(k) != 16 {
-		return nil, hs, bad("Sec-WebSocket-Key is not 16 bytes in base64")
-	}
-	hs.key = keys[0]
-	if o := h["Origin"]; len(o) > 1 {
+	hs.key = header.Get("Sec-Websocket-Key") // the only one: WebSocket checked that
+	if o := header["Origin"]; len(o) > 1 {
 		return nil, hs, bad("more than one Origin")
 	} else if len(o) == 1 {
 		req.Origin = o[0]
 	}
-	for _, v := range h["Sec-Websocket-Protocol"] {
+	for _, v := range header["Sec-Websocket-Protocol"] {
 		for p := range strings.SplitSeq(v, ",") {
 			p = strings.Trim(p, " \t")
 			if p == "" {
@@ -464,7 +419,7 @@ pick:
 		}
 	}
 	if u.Compression {
-		ext, err := acceptDeflate(h["Sec-Websocket-Extensions"])
+		ext, err := acceptDeflate(header["Sec-Websocket-Extensions"])
 		if err != nil {
 			return nil, hs, bad(err.Error())
 		}
@@ -473,20 +428,40 @@ pick:
 	return req, hs, nil
 }
 
-// nextLine splits off the first line of b, without its CRLF or LF.
-func nextLine(b []byte) (line, rest []byte) {
-	i := bytes.IndexByte(b, '\n')
-	if i < 0 {
-		return b, nil
+// headerOf returns the fields of h as an http.Header with canonical keys,
+// in the order sent. As net/textproto's reader does, it copies every name
+// and value into one string and the values into one []string, so that a
+// head costs a few allocations rather than three or four per field.
+func headerOf(h *sniff.HTTP1Head) http.Header {
+	var sb strings.Builder
+	sb.Grow(h.HeadLen)
+	n := 0
+	for name, value := range h.Fields() {
+		sb.Write(name)
+		sb.Write(value)
+		n++
 	}
-	line, rest = b[:i], b[i+1:]
-	if len(line) > 0 && line[len(line)-1] == '\r' {
-		line = line[:len(line)-1]
+	s := sb.String()
+	header := make(http.Header, n)
+	strs := make([]string, n)
+	for name, value := range h.Fields() {
+		// A name that is canonical already is returned as is, still in s.
+		k := textproto.CanonicalMIMEHeaderKey(s[:len(name)])
+		v := s[len(name) : len(name)+len(value)]
+		s = s[len(name)+len(value):]
+		if vv := header[k]; vv != nil {
+			header[k] = append(vv, v)
+		} else {
+			strs[0] = v
+			header[k], strs = strs[:1:1], strs[1:]
+		}
 	}
-	return line, rest
+	return header
 }
 
-// isToken reports whether b is an RFC 9110 §5.6.2 token.
+// isToken reports whether b is an RFC 9110 §5.6.2 token. It checks what
+// sniff's parse of the head does not: the subprotocols a client offers
+// and the names of the header fields a server adds to its answer.
 func isToken(b []byte) bool {
 	if len(b) == 0 {
 		return false
@@ -512,22 +487,14 @@ var tokenChar = func() (t [128]bool) {
 	return t
 }()
 
-// hasToken reports whether a comma-separated list spread over values holds
-// token, without regard to ASCII case (RFC 9110 §7.6.1, §7.8).
-func hasToken(values []string, token string) bool {
-	for _, v := range values {
-		for t := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.Trim(t, " \t"), token) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
+// originAllowed reports whether origin is in the allow-list, folding only
+// ASCII case: an origin's scheme and host are ASCII (RFC 6454 §6.2), and
+// Unicode folding would let bytes no browser sends for them, such as "ſ"
+// for "s", match an entry.
 func (u *Upgrader) originAllowed(origin string) bool {
+	b := []byte(origin)
 	for _, o := range u.Origins {
-		if strings.EqualFold(o, origin) {
+		if sniff.EqualFold(b, o) {
 			return true
 		}
 	}

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portmux/portmux/sniff"
 )
 
 // upgradeServer serves u on a fresh listener; each upgraded Conn echoes
@@ -78,11 +80,15 @@ func TestHandshakeDefects(t *testing.T) {
 		{"two keys", replace("Sec-WebSocket-Version", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version"), 400, "", ErrBadHandshake},
 		{"no version", replace("Sec-WebSocket-Version: 13\r\n", ""), 400, "Sec-Websocket-Version: 13", ErrBadHandshake},
 		{"version 8", replace("Sec-WebSocket-Version: 13", "Sec-WebSocket-Version: 8"), 426, "Sec-Websocket-Version: 13", ErrBadHandshake},
+		{"two versions", replace("Sec-WebSocket-Version: 13", "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Version: 13"), 426, "Sec-Websocket-Version: 13", ErrBadHandshake},
+		{"two Origins", replace("\r\n\r\n", "\r\nOrigin: https://a.example\r\nOrigin: https://b.example\r\n\r\n"), 400, "", ErrBadHandshake},
 		{"POST", replace("GET /", "POST /"), 405, "Allow: GET", ErrBadHandshake},
 		{"Content-Length", replace("\r\n\r\n", "\r\nContent-Length: 4\r\n\r\n"), 400, "", ErrBadHandshake},
 		{"Transfer-Encoding", replace("\r\n\r\n", "\r\nTransfer-Encoding: chunked\r\n\r\n"), 400, "", ErrBadHandshake},
 		{"HTTP/1.0", replace("HTTP/1.1", "HTTP/1.0"), 400, "", ErrBadHandshake},
 		{"HTTP/2.0 as text", replace("HTTP/1.1", "HTTP/2.0"), 505, "", ErrBadHandshake},
+		{"HTTP/3 as text", replace("HTTP/1.1", "HTTP/3"), 505, "", ErrBadHandshake},
+		{"bad target", replace("GET / ", "GET chat "), 400, "", ErrBadHandshake},
 		{"garbage request line", replace("GET / HTTP/1.1", "GET/HTTP/1.1"), 400, "", ErrBadHandshake},
 		{"obsolete folding", replace("Host: example.com\r\n", "Host: example.com\r\n continued\r\n"), 400, "", ErrBadHandshake},
 		{"space before colon", replace("Host: example.com", "Host : example.com"), 400, "", ErrBadHandshake},
@@ -107,6 +113,103 @@ func TestHandshakeDefects(t *testing.T) {
 				t.Errorf("Upgrade returned %v; want a *HandshakeError with %d wrapping %v", err, tt.status, tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestHandshakeGrammar: the request head is parsed by package sniff, so
+// what sniff rejects as a request-smuggling hazard (RFC 9112 §2.2, §5.1,
+// §5.2, RFC 9110 §5.5) gets 400 naming the defect, even where a lenient
+// parser would have taken it. Bytes that are no HTTP/1 request at all,
+// a PROXY header included, get 400 at once, without waiting for a head.
+func TestHandshakeGrammar(t *testing.T) {
+	good := handshake("/")
+	replace := func(old, new string) string {
+		if !strings.Contains(good, old) {
+			t.Fatalf("%q not in the handshake", old)
+		}
+		return strings.Replace(good, old, new, 1)
+	}
+	tests := []struct {
+		name   string
+		req    string
+		reason error // the sniff error whose text is the answer's
+	}{
+		{"bare LF line ends", strings.ReplaceAll(good, "\r\n", "\n"), sniff.ErrBareLF},
+		{"bare LF ending one field", replace("Host: example.com\r\n", "Host: example.com\n"), sniff.ErrBareLF},
+		{"bare LF ending the head", strings.TrimSuffix(good, "\r\n") + "\n", sniff.ErrBareLF},
+		{"bare CR", replace("Host: example.com\r\n", "Host: example.com\rX: y\r\n"), sniff.ErrBareCR},
+		{"obsolete folding", replace("Host: example.com\r\n", "Host: example.com\r\n\tcontinued\r\n"), sniff.ErrObsFold},
+		{"space before colon", replace("Upgrade: websocket", "Upgrade : websocket"), sniff.ErrFieldName},
+		{"tab before colon", replace("Host: example.com", "Host\t: example.com"), sniff.ErrFieldName},
+		{"NUL in a value", replace("Host: example.com", "Host: exa\x00mple.com"), sniff.ErrControl},
+		{"DEL in a value", replace("Host: example.com", "Host: exa\x7fmple.com"), sniff.ErrControl},
+		{"conflicting Content-Length", replace("\r\n\r\n", "\r\nContent-Length: 0\r\nContent-Length: 1\r\n\r\n"), sniff.ErrContentLength},
+		{"Upgrade not a token list", replace("Upgrade: websocket", "Upgrade: web socket"), sniff.ErrUpgradeSyntax},
+		{"PROXY v1 header", "PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n" + good, nil},
+		{"HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", nil},
+		{"TLS ClientHello", "\x16\x03\x01\x00\xc8\x01\x00\x00\xc4\x03\x03", nil},
+	}
+	u := &Upgrader{}
+	addr, results := upgradeServer(t, u)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp := roundTrip(t, addr, tt.req)
+			if resp.StatusCode != 400 {
+				t.Errorf("status %d; want 400", resp.StatusCode)
+			}
+			want := "malformed request line"
+			if tt.reason != nil {
+				want = strings.TrimPrefix(tt.reason.Error(), "sniff: ")
+			}
+			err := <-results
+			var he *HandshakeError
+			if !errors.As(err, &he) || he.Status != 400 || he.Reason != want || !errors.Is(err, ErrBadHandshake) {
+				t.Errorf("Upgrade returned %v; want a *HandshakeError with 400 %q", err, want)
+			}
+		})
+	}
+}
+
+// TestHandshakeAccepts: what RFC 9112 allows a server to take, and a
+// lenient parser refused, upgrades.
+func TestHandshakeAccepts(t *testing.T) {
+	good := handshake("/")
+	tests := []struct{ name, req string }{
+		// RFC 9112 §2.2: a server SHOULD ignore empty lines before the request line.
+		{"empty line before the request", "\r\n" + good},
+		{"Content-Length: 0", strings.Replace(good, "\r\n\r\n", "\r\nContent-Length: 0\r\n\r\n", 1)},
+		{"upper-case tokens", strings.Replace(strings.Replace(good, "Upgrade: websocket", "Upgrade: WebSocket", 1),
+			"Connection: Upgrade", "connection: keep-alive, UPGRADE", 1)},
+		{"Upgrade over two lines", strings.Replace(good, "Upgrade: websocket", "Upgrade: h2c\r\nUpgrade: , websocket", 1)},
+	}
+	u := &Upgrader{}
+	addr, results := upgradeServer(t, u)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if resp := roundTrip(t, addr, tt.req); resp.StatusCode != 101 {
+				t.Errorf("status %d; want 101", resp.StatusCode)
+			}
+			if err := <-results; err != nil {
+				t.Errorf("Upgrade: %v", err)
+			}
+		})
+	}
+}
+
+// TestHandshakeLimit: MaxHeaderBytes bounds the head, its final CRLF
+// included; a head of exactly that many bytes upgrades.
+func TestHandshakeLimit(t *testing.T) {
+	good := handshake("/")
+	for _, tt := range []struct {
+		limit, status int
+	}{{len(good), 101}, {len(good) - 1, 431}} {
+		addr, results := upgradeServer(t, &Upgrader{MaxHeaderBytes: tt.limit})
+		if resp := roundTrip(t, addr, good); resp.StatusCode != tt.status {
+			t.Errorf("limit %d for a head of %d: status %d; want %d", tt.limit, len(good), resp.StatusCode, tt.status)
+		}
+		if err := <-results; (err == nil) != (tt.status == 101) || tt.status == 431 && !errors.Is(err, ErrHeaderTooLarge) {
+			t.Errorf("limit %d: Upgrade: %v", tt.limit, err)
+		}
 	}
 }
 
@@ -137,6 +240,9 @@ func TestHandshakeOriginAndCheck(t *testing.T) {
 		{"origin not allowed", handshake("/", "Origin: https://evil.example", "X-Token: t"), 403},
 		{"no origin", handshake("/", "X-Token: t"), 403},
 		{"origin case folds", handshake("/", "Origin: HTTPS://GOOD.example", "X-Token: t"), 101},
+		// Only ASCII folds: U+017F LATIN SMALL LETTER LONG S, which Unicode
+		// folds to s, is no s for the allow-list.
+		{"no Unicode folding", handshake("/", "Origin: http\u017f://good.example", "X-Token: t"), 403},
 		{"check refuses", handshake("/private", "Origin: https://good.example", "X-Token: t"), 403},
 		{"check chooses 401", handshake("/auth", "Origin: https://good.example", "X-Token: t"), 401},
 		{"check looks at headers", handshake("/", "Origin: https://good.example"), 400},
@@ -305,4 +411,33 @@ func (c oneByteConn) Read(p []byte) (int, error) {
 		p = p[:1]
 	}
 	return c.Conn.Read(p)
+}
+
+// TestHeaderOf: every field, in order, under its canonical key; values
+// that share one backing array do not overwrite each other when a caller
+// appends to one.
+func TestHeaderOf(t *testing.T) {
+	var h sniff.HTTP1Head
+	h.Parse([]byte("GET / HTTP/1.1\r\nhost: a\r\nX-Empty:\r\nsec-websocket-protocol: chat, v2\r\n"+
+		"User-Agent: Mozilla/5.0 (X11)\r\nSec-WebSocket-Protocol:v3\r\nX-Last: z\r\n\r\n"), 0)
+	got := headerOf(&h)
+	want := http.Header{
+		"Host":                   {"a"},
+		"X-Empty":                {""},
+		"Sec-Websocket-Protocol": {"chat, v2", "v3"},
+		"User-Agent":             {"Mozilla/5.0 (X11)"},
+		"X-Last":                 {"z"},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("headerOf = %q; want %q", got, want)
+	}
+	for k, vs := range want {
+		if strings.Join(got[k], "|") != strings.Join(vs, "|") || len(got[k]) != len(vs) {
+			t.Errorf("%s: %q; want %q", k, got[k], vs)
+		}
+	}
+	got["Host"] = append(got["Host"], "b")
+	if got.Get("X-Empty") != "" || len(got["X-Empty"]) != 1 {
+		t.Errorf("appending to Host changed X-Empty: %q", got["X-Empty"])
+	}
 }
