@@ -132,7 +132,7 @@ func (s *settings) acceptsUpgrade(token string) bool {
 		return true
 	}
 	for _, t := range s.UpgradeOnly {
-		if strings.EqualFold(t, token) {
+		if sniff.EqualFold([]byte(t), token) {
 			return true
 		}
 	}

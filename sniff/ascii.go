@@ -94,8 +94,10 @@ func trimOWS(b []byte) []byte {
 	return b
 }
 
-// isToken reports whether b is a non-empty RFC 9110 token.
-func isToken(b []byte) bool {
+// IsToken reports whether b is a non-empty token of RFC 9110 §5.6.2, as
+// header field names and many values (Upgrade protocols, WebSocket
+// subprotocols) must be.
+func IsToken(b []byte) bool {
 	if len(b) == 0 {
 		return false
 	}

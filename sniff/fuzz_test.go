@@ -79,7 +79,7 @@ func checkInvariants(t *testing.T, b []byte, limit int) {
 		for name, value := range h.Fields() {
 			inside("field name", name)
 			inside("field value", value)
-			if !isToken(name) {
+			if !IsToken(name) {
 				t.Fatalf("field name %q is not a token", name)
 			}
 			if _, ok := h.Header(string(name)); !ok {

@@ -551,10 +551,10 @@ func (h *HTTP1Head) upgradeList(value []byte) error {
 func isProtocol(t []byte) bool {
 	for i, c := range t {
 		if c == '/' {
-			return isToken(t[:i]) && isToken(t[i+1:])
+			return IsToken(t[:i]) && IsToken(t[i+1:])
 		}
 	}
-	return isToken(t)
+	return IsToken(t)
 }
 
 // contentLength accepts a list of identical decimal values (RFC 9110 §8.6)

@@ -403,7 +403,7 @@ func (u *Upgrader) check(h *sniff.HTTP1Head) (*Request, negotiated, *parseError)
 			if p == "" {
 				continue
 			}
-			if !isToken([]byte(p)) {
+			if !sniff.IsToken([]byte(p)) {
 				return nil, hs, bad("malformed Sec-WebSocket-Protocol")
 			}
 			req.Protocols = append(req.Protocols, p)
@@ -459,34 +459,6 @@ func headerOf(h *sniff.HTTP1Head) http.Header {
 	return header
 }
 
-// isToken reports whether b is an RFC 9110 §5.6.2 token. It checks what
-// sniff's parse of the head does not: the subprotocols a client offers
-// and the names of the header fields a server adds to its answer.
-func isToken(b []byte) bool {
-	if len(b) == 0 {
-		return false
-	}
-	for _, c := range b {
-		if c >= 0x80 || !tokenChar[c] {
-			return false
-		}
-	}
-	return true
-}
-
-var tokenChar = func() (t [128]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c], t[c-32] = true, true
-	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
-	}
-	return t
-}()
-
 // originAllowed reports whether origin is in the allow-list, folding only
 // ASCII case: an origin's scheme and host are ASCII (RFC 6454 §6.2), and
 // Unicode folding would let bytes no browser sends for them, such as "ſ"
@@ -541,7 +513,7 @@ func (u *Upgrader) appendAccept(b []byte, hs negotiated) []byte {
 // that a value cannot start a new field, and skipping names that are not
 // tokens and the fields that frame the message, which this package writes.
 func appendHeader(b []byte, k string, vs []string) []byte {
-	if !isToken([]byte(k)) {
+	if !sniff.IsToken([]byte(k)) {
 		return b
 	}
 	switch textproto.CanonicalMIMEHeaderKey(k) {
